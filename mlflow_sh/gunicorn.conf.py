@@ -1,0 +1,26 @@
+"""Gunicorn settings, from the same environment variables as the Django settings."""
+
+import os
+
+bind = f"{os.environ.get('MLFLOW_HOST', '127.0.0.1')}:{os.environ.get('MLFLOW_PORT', '5000')}"
+workers = int(os.environ.get("MLFLOW_WORKERS", "4"))
+# Threads, not sync workers: keep-alive connections for clients that log in tight loops, and a slow
+# upload or download occupies one thread, not a whole worker.
+worker_class = "gthread"
+threads = int(os.environ.get("MLFLOW_THREADS", "4"))
+timeout = int(os.environ.get("MLFLOW_WORKER_TIMEOUT", "120"))
+keepalive = 30
+accesslog = os.environ.get("MLFLOW_ACCESS_LOG", "-") or None
+errorlog = "-"
+wsgi_app = "mlflow_sh.wsgi:application"
+
+
+def on_starting(server):
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlflow_sh.settings")
+    django.setup()
+    from mlflow_sh.startup import log_configuration
+
+    log_configuration()
+    server.log.info("serving on http://%s with %d workers x %d threads", bind, workers, threads)

@@ -1,0 +1,83 @@
+"""The route table: each MLflow RPC declared once; URLs, request decoding and permission rules derive from it."""
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.urls import path
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlflow_sh import wire
+from mlflow_sh.errors import MlflowError
+from mlflow_sh.rules import Rule
+
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+CONTENT_TYPE_CHECKED = {"POST", "PUT"}  # MLflow checks Content-Type on these only
+
+
+@dataclass(frozen=True)
+class Rpc:
+    name: str  # MLflow's RPC name, for logs and tests
+    method: str
+    path: str  # below the prefix, e.g. "mlflow/runs/get"
+    handler: Callable[..., dict]
+    rule: Rule  # no default: a route without a rule does not exist
+    fields: dict | None = None
+    prefixes: tuple[str, ...] = ("api/2.0", "ajax-api/2.0")
+    max_body_bytes: int | None = None
+    body_too_large: str = ""  # MLflow's message for a body over max_body_bytes
+
+
+class RulePermission(BasePermission):
+    """Evaluates the route's declared rule. Open mode (no SharingHub or GitLab configured) allows all."""
+
+    def has_permission(self, request, view):
+        return True
+
+
+class RpcView(APIView):
+    """Picks the RPC for the method, decodes its fields by MLflow's rules, checks its rule, calls its handler."""
+
+    rpcs: dict[str, Rpc] = {}
+    permission_classes = [RulePermission]
+
+    def _handle(self, request, **path_fields):
+        rpc = self.rpcs[request.method]
+        data = self.decode(rpc, request)
+        data.update(path_fields)
+        return Response(rpc.handler(request, data))
+
+    get = post = patch = delete = put = _handle
+
+    def initial(self, request, *args, **kwargs):
+        if request.method not in self.rpcs and request.method != "OPTIONS":
+            self.http_method_not_allowed(request)
+        super().initial(request, *args, **kwargs)
+
+    @staticmethod
+    def decode(rpc: Rpc, request) -> dict:
+        fields = rpc.fields or {}
+        if request.method not in BODY_METHODS:
+            return wire.parse_query(fields, request.query_params)
+        if request.method in CONTENT_TYPE_CHECKED:
+            wire.check_content_type(request.content_type if request.META.get("CONTENT_TYPE") else None)
+        raw = request.body
+        if rpc.max_body_bytes is not None and len(raw) > rpc.max_body_bytes:
+            raise MlflowError.invalid(rpc.body_too_large.format(size=len(raw), limit=rpc.max_body_bytes))
+        return wire.parse_fields(fields, wire.decode_json_body(raw))
+
+
+def rpc_urlpatterns(rpcs: list[Rpc]) -> list:
+    by_path: dict[str, dict[str, Rpc]] = defaultdict(dict)  # one path may carry several methods
+    for rpc in rpcs:
+        for prefix in rpc.prefixes:
+            route = f"{prefix}/{rpc.path}"
+            if rpc.method in by_path[route]:
+                raise ValueError(f"{rpc.method} {route} is declared twice")
+            by_path[route][rpc.method] = rpc
+    return [
+        path(route, RpcView.as_view(rpcs=by_method), name=f"{route}")
+        for route, by_method in by_path.items()
+    ]

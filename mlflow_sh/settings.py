@@ -1,0 +1,108 @@
+"""Settings: the only module that reads the environment (names as in the original MLflow SharingHub image)."""
+
+import secrets
+from pathlib import Path
+
+from mlflow_sh.env import database_from_uri, env_bool, env_int, env_str, masked_uri
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", default=False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+SECRET_KEY_GENERATED = not SECRET_KEY
+if SECRET_KEY_GENERATED:
+    # Random per process: fine for one process; replicas must share one (startup logs warn).
+    SECRET_KEY = secrets.token_hex(32)
+
+ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", default="*").split(",") if h.strip()]
+
+# --- MLflow server ----------------------------------------------------------------------------
+MLFLOW_HOST = env_str("MLFLOW_HOST", default="127.0.0.1")
+MLFLOW_PORT = env_int("MLFLOW_PORT", default=5000, minimum=1)
+MLFLOW_WORKERS = env_int("MLFLOW_WORKERS", default=4, minimum=1)
+MLFLOW_BACKEND_STORE_URI = env_str("MLFLOW_BACKEND_STORE_URI", default="sqlite:///data/mlflow.db")
+MLFLOW_BACKEND_STORE_URI_MASKED = masked_uri(MLFLOW_BACKEND_STORE_URI)
+MLFLOW_ARTIFACTS_DESTINATION = env_str("MLFLOW_ARTIFACTS_DESTINATION", default="./data/mlartifacts")
+# Experiments get mlflow-artifacts:/<id>, as `mlflow server --serve-artifacts` writes them.
+MLFLOW_DEFAULT_ARTIFACT_ROOT = "mlflow-artifacts:"
+# MLflow 3.18 adds "sqlstate" and "error_class" to error bodies; 2.x and early 3.x did not.
+MLFLOW_ERROR_EXTRA_KEYS = env_bool("MLFLOW_ERROR_EXTRA_KEYS", default=True)
+# Reported by /version (the MLflow release whose REST API this server speaks).
+MLFLOW_COMPATIBLE_VERSION = "3.18.0"
+
+# --- Django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "mlflow_sh",
+    "tracking",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mlflow_sh.urls"
+WSGI_APPLICATION = "mlflow_sh.wsgi.application"
+APPEND_SLASH = False  # MLflow paths have no trailing slash; a redirect would lose POST bodies
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": database_from_uri(MLFLOW_BACKEND_STORE_URI, variable="MLFLOW_BACKEND_STORE_URI", base_dir=BASE_DIR)}
+DATABASES["default"]["ATOMIC_REQUESTS"] = True  # one request, one transaction
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# log-batch bodies are limited to 1 MB by MLflow; other bodies get a little more room.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "data" / "static"
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "mlflow_sh.errors.mlflow_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["mlflow_sh.wire.MlflowJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],  # RpcView decodes bodies itself, by MLflow's rules
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO").upper()},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+MLFLOW_WORKSPACE = "default"  # 3.18 names the (only) workspace in every experiment

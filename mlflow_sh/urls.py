@@ -1,0 +1,54 @@
+"""URLs: every RPC of the route table at its prefixes, plus the few plain routes; unknown API paths answer JSON."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpResponse, JsonResponse
+from django.urls import path, re_path
+
+from mlflow_sh.routing import rpc_urlpatterns
+from mlflow_sh.rules import PUBLIC, Rule
+from tracking.routes import RPCS as TRACKING_RPCS
+
+ALL_RPCS = [*TRACKING_RPCS]
+
+
+def health(request):
+    return HttpResponse("OK", content_type="text/plain")
+
+
+def version(request):
+    return HttpResponse(settings.MLFLOW_COMPATIBLE_VERSION, content_type="text/plain")
+
+
+def endpoint_not_found(request, exception=None):
+    # Flask answers HTML here; JSON carries the same 404 and a code the client understands.
+    body = {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No endpoint {request.method} {request.path} on this server."}
+    return JsonResponse(body, status=404)
+
+
+def server_error(request):
+    return JsonResponse({"error_code": "INTERNAL_ERROR", "message": "An internal error occurred."}, status=500)
+
+
+handler404 = endpoint_not_found
+handler500 = server_error
+
+# Routes outside the RPC table, each with its declared rule (the admin has Django's own login).
+OTHER_ROUTE_RULES: dict[str, Rule] = {
+    "health": PUBLIC,
+    "version": PUBLIC,
+    "admin/": Rule("staff"),
+    "^(?:api|ajax-api)/": PUBLIC,  # answers 404 for any API path the table does not serve
+}
+
+urlpatterns = [
+    path("health", health),
+    path("version", version),
+    path("admin/", admin.site.urls),
+    *rpc_urlpatterns(ALL_RPCS),
+    re_path(r"^(?:api|ajax-api)/", endpoint_not_found),
+]
+
+
+def served_rpc_names() -> set[str]:
+    return {rpc.name for rpc in ALL_RPCS}

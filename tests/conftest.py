@@ -1,0 +1,85 @@
+"""Shared fixtures: an in-process API client that checks responses against MLflow's protobuf messages,
+and the real MLflow client pointed at a live server on loopback."""
+
+import json
+
+import pytest
+from django.test import Client
+from google.protobuf import json_format
+
+
+def proto_response_class(rpc_name: str):
+    """MLflow's own <Rpc>.Response message, from the installed mlflow package."""
+    from mlflow.protos import service_pb2
+
+    return getattr(service_pb2, rpc_name).Response
+
+
+def assert_matches_proto(rpc_name: str, body: dict) -> None:
+    """A wrong field name or type fails here, as it would in the real client."""
+    json_format.ParseDict(body, proto_response_class(rpc_name)(), ignore_unknown_fields=False)
+
+
+class Api:
+    """Raw HTTP against the app, in this thread (so django_assert_num_queries sees every query)."""
+
+    def __init__(self):
+        self.client = Client()
+
+    def request(self, method: str, path: str, body=None, *, content_type="application/json", **extra):
+        if method == "GET":
+            return self.client.get(path, body or {}, **extra)
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body if body is not None else {})
+        return self.client.generic(method, path, data, content_type=content_type, **extra)
+
+    def call(self, rpc_name: str, method: str, path: str, body=None, *, status: int = 200) -> dict:
+        """One RPC: asserts the status, and checks a 200 body against MLflow's response message."""
+        response = self.request(method, path, body)
+        assert response.status_code == status, response.content
+        parsed = response.json()
+        if status == 200:
+            assert_matches_proto(rpc_name, parsed)
+        else:
+            assert set(parsed) >= {"error_code", "message"}, parsed
+        return parsed
+
+
+@pytest.fixture
+def api(db):
+    return Api()
+
+
+@pytest.fixture
+def experiment_id(api):
+    return api.call("CreateExperiment", "POST", "/api/2.0/mlflow/experiments/create", {"name": "fixture-exp"})["experiment_id"]
+
+
+@pytest.fixture
+def run_id(api, experiment_id):
+    body = {"experiment_id": experiment_id, "user_id": "tester", "run_name": "fixture-run", "start_time": 1000}
+    return api.call("CreateRun", "POST", "/api/2.0/mlflow/runs/create", body)["run"]["info"]["run_id"]
+
+
+@pytest.fixture
+def default_experiment(transactional_db):
+    """Experiment 0 again after a transactional test's flush (it comes from a data migration)."""
+    from tracking.models import Experiment
+
+    Experiment.objects.get_or_create(
+        experiment_id=0,
+        defaults={"name": "Default", "artifact_location": "mlflow-artifacts:/0", "creation_time": 0, "last_update_time": 0},
+    )
+
+
+@pytest.fixture
+def mlflow_client(live_server, default_experiment, monkeypatch):
+    """The real MLflow 3.x client, talking HTTP to a live server on loopback."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server.url)
+    mlflow.set_tracking_uri(live_server.url)
+    yield mlflow.MlflowClient(live_server.url)
+    if mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

@@ -1,0 +1,44 @@
+"""Every served route has a declared permission rule; the route table is consistent."""
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from mlflow_sh.routing import RpcView
+from mlflow_sh.rules import Rule
+from mlflow_sh.urls import ALL_RPCS, OTHER_ROUTE_RULES
+
+
+def served_routes(resolver=None, prefix=""):
+    """(route, view) for every pattern Django serves, resolvers included as one route."""
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield route, pattern
+        elif isinstance(pattern, URLPattern):
+            yield route, pattern.callback
+
+
+def test_every_served_route_has_a_rule():
+    missing = []
+    for route, view in served_routes():
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None and issubclass(view_class, RpcView):
+            missing += [f"{method} {route}" for method, rpc in view_class.rpcs.items() if not isinstance(rpc.rule, Rule)]
+        elif route not in OTHER_ROUTE_RULES:
+            missing.append(route)
+    assert missing == []
+
+
+def test_rpc_names_and_paths_are_unique_per_method():
+    seen = set()
+    for rpc in ALL_RPCS:
+        for prefix in rpc.prefixes:
+            key = (rpc.method, f"{prefix}/{rpc.path}")
+            assert key not in seen, key
+            seen.add(key)
+
+
+def test_every_rpc_is_served_at_each_of_its_prefixes(client, db):
+    for rpc in ALL_RPCS:
+        for prefix in rpc.prefixes:
+            response = client.generic("OPTIONS", f"/{prefix}/{rpc.path}")
+            assert response.status_code != 404, f"{rpc.method} /{prefix}/{rpc.path}"

@@ -1,0 +1,77 @@
+"""The embedded default: `manage.py serve` on SQLite and a local folder, used by the real MLflow client."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def sqlite_server(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "2",
+        "DJANGO_SETTINGS_MODULE": "mlflow_sh.settings",
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{url}/health", timeout=1).text == "OK":
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
+        yield url, log
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # quick shutdown: no wait for keep-alive clients
+        server.wait(timeout=30)
+
+
+def test_serve_on_sqlite_with_the_mlflow_client(sqlite_server, monkeypatch):
+    import mlflow
+
+    url, log = sqlite_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(url)
+    try:
+        experiment = mlflow.set_experiment("smoke")
+        with mlflow.start_run(run_name="smoke-run") as run:
+            mlflow.log_param("alpha", "0.5")
+            mlflow.log_metrics({"rmse": 0.7, "mae": 0.2}, step=3)
+            mlflow.set_tag("Team", "Blue")
+        found = mlflow.search_runs([experiment.experiment_id], "metrics.rmse < 1 and tags.Team LIKE 'B%'",
+                                   output_format="list")
+        assert [r.info.run_id for r in found] == [run.info.run_id]
+        # LIKE is case-sensitive on SQLite too, as MLflow makes it on every database
+        assert mlflow.search_runs([experiment.experiment_id], "tags.Team LIKE 'b%'", output_format="list") == []
+        assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "rmse")[0].step == 3
+    finally:
+        mlflow.set_tracking_uri(None)
+    startup = log.read_text()
+    assert "database: sqlite:///" in startup
+    assert "artifact store: " in startup
+    assert "permission mode: open" in startup

@@ -1,0 +1,286 @@
+"""Reads: experiments, runs and metric history; searches compile to one SQL query per page."""
+
+import bisect
+
+from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value, When
+
+from mlflow_sh.errors import MlflowError
+from mlflow_sh.wire import offset_from_token, page_token
+from tracking import payloads, search
+from tracking.models import (
+    ACTIVE,
+    DELETED,
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    InputTag,
+    LatestMetric,
+    Metric,
+    Param,
+    Run,
+    RunTag,
+)
+
+VIEW_STAGES = {"ACTIVE_ONLY": [ACTIVE], "DELETED_ONLY": [DELETED], "ALL": [ACTIVE, DELETED]}
+LOOKUPS = {"=": "exact", "!=": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "LIKE": "like", "ILIKE": "ilike", "IN": "in"}
+RUN_COLUMNS = {
+    "run_id": "run_uuid", "run_name": "name", "status": "status", "user_id": "user_id", "artifact_uri": "artifact_uri",
+    "start_time": "start_time", "end_time": "end_time", "lifecycle_stage": "lifecycle_stage",
+}
+EXPERIMENT_COLUMNS = {
+    "name": "name", "experiment_id": "experiment_id", "creation_time": "creation_time", "last_update_time": "last_update_time",
+}
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+MAX_SEARCH_RESULTS = 50000
+
+
+def experiment_not_found(experiment_id) -> MlflowError:
+    return MlflowError.not_found(f"No Experiment with id={experiment_id} exists")
+
+
+def run_not_found(run_id: str) -> MlflowError:
+    return MlflowError.not_found(f"Run with id={run_id} not found")
+
+
+def value_q(column: str, op: str, value) -> Q:
+    """One comparison on one column, with SQL's meaning (NULL matches nothing)."""
+    if op == "NOT IN":
+        return ~Q(**{f"{column}__in": value}) & Q(**{f"{column}__isnull": False})
+    if op == "IS NULL":
+        return Q(**{f"{column}__isnull": True})
+    if op == "IS NOT NULL":
+        return Q(**{f"{column}__isnull": False})
+    return Q(**{f"{column}__{LOOKUPS[op]}": value})
+
+
+def keyed_q(rows, key: str, op: str, value) -> Q:
+    """A param/tag clause: the run (or experiment) has the key with a matching value; IS NULL: lacks the key."""
+    rows = rows.filter(key=key)
+    if op == "IS NULL":
+        return ~Q(Exists(rows))
+    if op == "IS NOT NULL":
+        return Q(Exists(rows))
+    return Q(Exists(rows.filter(value_q("value", op, value))))
+
+
+def page(query, *, max_results: int, token: str | None) -> tuple[list, str | None]:
+    """One LIMIT/OFFSET query; one row more than asked tells whether a next page exists."""
+    offset = offset_from_token(token)
+    rows = list(query[offset: offset + max_results + 1])
+    if len(rows) > max_results:
+        return rows[:max_results], page_token(offset + max_results)
+    return rows, None
+
+
+def check_max_results(max_results: int | None, *, limit: int, default: int | None = None, name: str = "max_results") -> int:
+    if max_results is None:
+        if default is None:
+            raise MlflowError.invalid(f"Missing value for required parameter '{name}'.")
+        return default
+    if max_results <= 0 or max_results > limit:
+        raise MlflowError.invalid(
+            f"Invalid value {max_results} for parameter '{name}' supplied. It must be at most {limit}, and greater than 0."
+        )
+    return max_results
+
+
+def direction(expression, ascending: bool):
+    return expression.asc(nulls_last=True) if ascending else expression.desc(nulls_last=True)
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+def experiment_get(experiment_id: int) -> dict:
+    found = payloads.experiments([experiment_id])
+    if not found:
+        raise experiment_not_found(experiment_id)
+    return found[0]
+
+
+def experiment_get_by_name(name: str) -> dict:
+    experiment_id = Experiment.objects.filter(name=name).values_list("pk", flat=True).first()
+    if experiment_id is None:
+        raise MlflowError.not_found(f"Could not find experiment with name '{name}'")
+    return experiment_get(experiment_id)
+
+
+def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int, token: str | None,
+                       readable=None) -> tuple[list[dict], str | None]:
+    query = Experiment.objects.filter(lifecycle_stage__in=VIEW_STAGES[view_type or "ACTIVE_ONLY"])
+    if readable is not None:
+        query = query.filter(readable)
+    for clause in search.parse_filter(filter_string, search.EXPERIMENTS):
+        query = query.filter(_experiment_clause_q(clause))
+    ordering = [
+        direction(F(EXPERIMENT_COLUMNS[o.key]), o.ascending)
+        for o in search.parse_order_by(order_by, search.EXPERIMENTS)
+    ]
+    query = query.order_by(*ordering, F("creation_time").desc(nulls_last=True), "experiment_id")
+    ids, next_token = page(query.values_list("experiment_id", flat=True), max_results=max_results, token=token)
+    return payloads.experiments(ids), next_token
+
+
+def _experiment_clause_q(clause: search.Comparison) -> Q:
+    if clause.entity == "tag":
+        return keyed_q(ExperimentTag.objects.filter(experiment=OuterRef("pk")), clause.key, clause.op, clause.value)
+    value = clause.value
+    if clause.key == "experiment_id":
+        value = _experiment_ids(value)
+    return value_q(EXPERIMENT_COLUMNS[clause.key], clause.op, value)
+
+
+def _experiment_ids(value):
+    def as_int(text):
+        try:
+            return int(text)
+        except (TypeError, ValueError):
+            raise MlflowError.invalid(f"Invalid experiment ID '{text}'. Experiment ID must be a valid integer.") from None
+
+    return tuple(as_int(v) for v in value) if isinstance(value, tuple) else as_int(value)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def run_get(run_id: str) -> dict:
+    found = payloads.runs([run_id])
+    if not found:
+        raise run_not_found(run_id)
+    return found[0]
+
+
+def run_info_get(run_id: str) -> dict:
+    found = payloads.run_infos([run_id])
+    if run_id not in found:
+        raise run_not_found(run_id)
+    return found[run_id]
+
+
+def runs_search(*, experiment_ids: list[int], filter_string: str, run_view_type: str, max_results: int,
+                order_by: list[str], token: str | None, readable=None) -> tuple[list[dict], str | None]:
+    query = Run.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage__in=VIEW_STAGES[run_view_type])
+    if readable is not None:
+        query = query.filter(readable)
+    for clause in search.parse_filter(filter_string, search.RUNS):
+        query = query.filter(_run_clause_q(clause))
+    query, ordering = _run_ordering(query, search.parse_order_by(order_by, search.RUNS))
+    query = query.order_by(*ordering, F("start_time").desc(nulls_last=True), "run_uuid")
+    ids, next_token = page(query.values_list("run_uuid", flat=True), max_results=max_results, token=token)
+    return payloads.runs(ids), next_token
+
+
+def _run_clause_q(clause: search.Comparison) -> Q:
+    run = OuterRef("pk")
+    if clause.entity == "metric":
+        rows = LatestMetric.objects.filter(run=run, key=clause.key)
+        if clause.op == "!=":  # NaN differs from every number; nothing else about NaN matches
+            return Q(Exists(rows.filter(Q(is_nan=True) | Q(value__ne=clause.value))))
+        return Q(Exists(rows.filter(value_q("value", clause.op, clause.value), is_nan=False)))
+    if clause.entity == "param":
+        return keyed_q(Param.objects.filter(run=run), clause.key, clause.op, clause.value)
+    if clause.entity == "tag":
+        return keyed_q(RunTag.objects.filter(run=run), clause.key, clause.op, clause.value)
+    if clause.entity == "dataset":
+        inputs = DatasetInput.objects.filter(run=run)
+        if clause.key == "context":
+            inputs = inputs.filter(tags__key=DATASET_CONTEXT_TAG)
+            return Q(Exists(inputs.filter(value_q("tags__value", clause.op, clause.value))))
+        return Q(Exists(inputs.filter(value_q(f"dataset__{clause.key}", clause.op, clause.value))))
+    return value_q(RUN_COLUMNS[clause.key], clause.op, clause.value)
+
+
+def _run_ordering(query, order_bys: list[search.OrderBy]):
+    """ORDER BY terms; a metric, param or tag sort is one LEFT JOIN on its (run, key) unique index."""
+    ordering = []
+    for i, order in enumerate(order_bys):
+        if order.entity == "attribute":
+            ordering.append(direction(F(RUN_COLUMNS[order.key]), order.ascending))
+            continue
+        alias = f"order_{i}"
+        relation = {"metric": "latest_metrics", "param": "params", "tag": "tags"}[order.entity]
+        query = query.annotate(**{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__key": order.key}))})
+        if order.entity == "metric":
+            # numbers first, then NaN, then runs without the metric, in either direction
+            ordering.append(Case(
+                When(**{f"{alias}__is_nan": True}, then=Value(1)),
+                When(**{f"{alias}__value__isnull": True}, then=Value(2)),
+                default=Value(0),
+            ).asc())
+        ordering.append(direction(F(f"{alias}__value"), order.ascending))
+    return query, ordering
+
+
+# --- metric history -----------------------------------------------------------------------------
+
+
+METRIC_POINT_COLUMNS = ("key", "value", "timestamp", "step", "is_nan")
+HISTORY_ORDER = ("timestamp", "step", "value")
+
+
+def metric_history(*, run_id: str, key: str, max_results: int | None, token: str | None) -> tuple[list[dict], str | None]:
+    query = Metric.objects.filter(run_id=run_id, key=key).order_by(*HISTORY_ORDER).values_list(*METRIC_POINT_COLUMNS)
+    if max_results is None and not token:
+        rows, next_token = list(query), None
+    else:
+        rows, next_token = page(query, max_results=max_results or MAX_SEARCH_RESULTS, token=token)
+    return [payloads.metric_point(*row) for row in rows], next_token
+
+
+def metric_history_bulk(*, run_ids: list[str], key: str, max_results: int) -> list[dict]:
+    rows = (
+        Metric.objects.filter(run_id__in=run_ids, key=key)
+        .order_by("run_id", *HISTORY_ORDER).values_list("run_id", *METRIC_POINT_COLUMNS)[:max_results]
+    )
+    return [{**payloads.metric_point(*row[1:]), "run_id": row[0]} for row in rows]
+
+
+def metric_history_bulk_interval(*, run_ids: list[str], key: str, start_step: int | None, end_step: int | None,
+                                 max_results: int) -> list[dict]:
+    """Up to max_results sampled steps shared by all runs, always keeping each run's first and last step."""
+    steps_by_run: dict[str, list[int]] = {}
+    for run_id, step in Metric.objects.filter(run_id__in=run_ids, key=key).values_list("run_id", "step").distinct():
+        steps_by_run.setdefault(run_id, []).append(step)
+    all_steps = sorted({s for steps in steps_by_run.values() for s in steps})
+    if start_step is None:
+        start_step, end_step = 0, (all_steps[-1] if all_steps else 0)
+    ends = {s for steps in steps_by_run.values() for s in (min(steps), max(steps)) if start_step <= s <= end_step}
+    chosen = sorted(sampled_steps(all_steps, start_step, end_step, max_results) | ends)
+    rows = (
+        Metric.objects.filter(run_id__in=run_ids, key=key, step__in=chosen)
+        .order_by("step", "timestamp", "value").values_list("run_id", *METRIC_POINT_COLUMNS)
+    )
+    by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
+    for row in rows:
+        by_run[row[0]].append({**payloads.metric_point(*row[1:]), "run_id": row[0]})
+    return [point for run_id in dict.fromkeys(run_ids) for point in by_run[run_id]]
+
+
+def sampled_steps(all_steps: list[int], start_step: int, end_step: int, max_results: int) -> set[int]:
+    """max_results steps evenly spread over the sorted steps within [start_step, end_step], plus the last."""
+    first = bisect.bisect_left(all_steps, start_step)
+    last = bisect.bisect_right(all_steps, end_step)
+    in_range = all_steps[first:last]
+    if len(in_range) <= max_results:
+        return set(in_range)
+    stride = len(in_range) / max_results
+    return {in_range[int(i * stride)] for i in range(max_results)} | {in_range[-1]}
+
+
+def dataset_summaries(experiment_ids: list[int]) -> list[dict]:
+    rows = (
+        DatasetInput.objects.filter(dataset__experiment_id__in=experiment_ids)
+        .annotate(context=Subquery(
+            InputTag.objects.filter(dataset_input=OuterRef("pk"), key=DATASET_CONTEXT_TAG).values("value")[:1]
+        ))
+        .values_list("dataset__experiment_id", "dataset__name", "dataset__digest", "context")
+        .distinct()
+        .order_by("dataset__experiment_id", "dataset__name", "dataset__digest", "context")[:1000]
+    )
+    summaries = []
+    for experiment_id, name, digest, context in rows:
+        summary = {"experiment_id": str(experiment_id), "name": name, "digest": digest}
+        if context:
+            summary["context"] = context
+        summaries.append(summary)
+    return summaries

@@ -1,0 +1,395 @@
+"""Writes for experiments, runs and what is logged to them; each runs inside the request's transaction."""
+
+import math
+import time
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from mlflow_sh.errors import MlflowError
+from tracking import validation
+from tracking.models import (
+    ACTIVE,
+    DELETED,
+    Dataset,
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    InputTag,
+    LatestMetric,
+    Metric,
+    ModelInput,
+    ModelOutput,
+    Param,
+    Run,
+    RunTag,
+)
+from tracking.names import random_run_name
+from tracking.selectors import experiment_not_found, run_not_found
+
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def append_to_uri(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *parts])
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+def experiment_create(*, name: str, artifact_location: str = "", tags: list[dict] = ()) -> int:
+    validation.experiment_name(name)
+    validation.artifact_location(artifact_location)
+    for tag in tags:
+        validation.key(tag["key"], "tag")
+        validation.experiment_tag_value(tag["key"], tag["value"])
+    created = now_ms()
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate name must not poison the request's transaction
+            experiment = Experiment.objects.create(
+                name=name, artifact_location=artifact_location, creation_time=created, last_update_time=created
+            )
+    except IntegrityError:
+        raise MlflowError.exists(f"Experiment(name={name}) already exists.") from None
+    if not artifact_location:
+        experiment.artifact_location = append_to_uri(settings.MLFLOW_DEFAULT_ARTIFACT_ROOT, str(experiment.pk))
+        Experiment.objects.filter(pk=experiment.pk).update(artifact_location=experiment.artifact_location)
+    ExperimentTag.objects.bulk_create(
+        [ExperimentTag(experiment=experiment, key=t["key"], value=t["value"]) for t in _last_per_key(tags)]
+    )
+    return experiment.pk
+
+
+def _experiment_for_update(experiment_id: int, *, stage: str | None = ACTIVE) -> Experiment:
+    experiment = Experiment.objects.select_for_update().filter(pk=experiment_id).first()
+    if experiment is None or stage is not None and experiment.lifecycle_stage != stage:
+        raise experiment_not_found(experiment_id)
+    return experiment
+
+
+def experiment_rename(*, experiment_id: int, new_name: str) -> None:
+    validation.experiment_name(new_name)
+    experiment = _experiment_for_update(experiment_id, stage=None)
+    if experiment.lifecycle_stage != ACTIVE:
+        # MLflow answers INVALID_STATE (a 500); a client mistake is a 400 here.
+        raise MlflowError.invalid("Cannot rename a non-active experiment.")
+    try:
+        with transaction.atomic():
+            Experiment.objects.filter(pk=experiment_id).update(name=new_name, last_update_time=now_ms())
+    except IntegrityError:
+        raise MlflowError.exists(f"Experiment(name={new_name}) already exists.") from None
+
+
+def experiment_delete(*, experiment_id: int) -> None:
+    _experiment_for_update(experiment_id, stage=ACTIVE)
+    deleted_at = now_ms()
+    Experiment.objects.filter(pk=experiment_id).update(lifecycle_stage=DELETED, last_update_time=deleted_at)
+    Run.objects.filter(experiment_id=experiment_id).update(lifecycle_stage=DELETED, deleted_time=deleted_at)
+
+
+def experiment_restore(*, experiment_id: int) -> None:
+    _experiment_for_update(experiment_id, stage=DELETED)
+    Experiment.objects.filter(pk=experiment_id).update(lifecycle_stage=ACTIVE, last_update_time=now_ms())
+    Run.objects.filter(experiment_id=experiment_id).update(lifecycle_stage=ACTIVE, deleted_time=None)
+
+
+def experiment_set_tag(*, experiment_id: int, key: str, value: str) -> None:
+    validation.key(key, "tag")
+    validation.experiment_tag_value(key, value)
+    _experiment_active(experiment_id)
+    ExperimentTag.objects.bulk_create(
+        [ExperimentTag(experiment_id=experiment_id, key=key, value=value)],
+        update_conflicts=True, unique_fields=["experiment", "key"], update_fields=["value"],
+    )
+
+
+def experiment_delete_tag(*, experiment_id: int, key: str) -> None:
+    _experiment_active(experiment_id)
+    deleted, _ = ExperimentTag.objects.filter(experiment_id=experiment_id, key=key).delete()
+    if not deleted:
+        raise MlflowError.not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
+
+
+def _experiment_active(experiment_id: int) -> None:
+    stage = Experiment.objects.filter(pk=experiment_id).values_list("lifecycle_stage", flat=True).first()
+    if stage is None:
+        raise experiment_not_found(experiment_id)
+    if stage != ACTIVE:
+        raise MlflowError.invalid(
+            f"The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
+        )
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> str:
+    experiment = Experiment.objects.filter(pk=experiment_id).values("artifact_location", "lifecycle_stage").first()
+    if experiment is None:
+        raise experiment_not_found(experiment_id)
+    if experiment["lifecycle_stage"] != ACTIVE:
+        raise MlflowError.invalid(
+            f"The experiment {experiment_id} must be in the 'active' state. "
+            f"Current state is {experiment['lifecycle_stage']}."
+        )
+    tags = _run_tags(tags)
+    tagged_name = next((t["value"] for t in tags if t["key"] == RUN_NAME_TAG), None)
+    if run_name and tagged_name is not None and run_name != tagged_name:
+        raise MlflowError.invalid(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+            f"(run_name='{run_name}', mlflow.runName='{tagged_name}')."
+        )
+    run_name = run_name or tagged_name or random_run_name()
+    if tagged_name is None:
+        tags.append({"key": RUN_NAME_TAG, "value": run_name})
+    run_id = uuid.uuid4().hex
+    run = Run.objects.create(
+        run_uuid=run_id,
+        experiment_id=experiment_id,
+        name=run_name,
+        user_id=user_id,
+        status="RUNNING",
+        start_time=start_time if start_time is not None else now_ms(),
+        artifact_uri=append_to_uri(experiment["artifact_location"], run_id, "artifacts"),
+        lifecycle_stage=ACTIVE,
+    )
+    RunTag.objects.bulk_create([RunTag(run=run, key=t["key"], value=t["value"]) for t in tags])
+    return run_id
+
+
+def active_run_for_update(run_id: str) -> dict:
+    """The run's row, locked until the transaction ends: concurrent writers to one run take turns."""
+    query = Run.objects.filter(pk=run_id)
+    if connection.features.has_select_for_no_key_update:
+        query = query.select_for_update(no_key=True)  # does not block inserts that reference the run
+    row = query.values("run_uuid", "experiment_id", "lifecycle_stage").first()
+    if row is None:
+        raise run_not_found(run_id)
+    if row["lifecycle_stage"] != ACTIVE:
+        raise MlflowError.invalid(
+            f"The run {run_id} must be in the 'active' state. Current state is {row['lifecycle_stage']}."
+        )
+    return row
+
+
+def run_update(*, run_id: str, status: str | None, end_time: int | None, run_name: str) -> None:
+    active_run_for_update(run_id)
+    changes = {}
+    if status:
+        changes["status"] = status
+    if end_time is not None:
+        changes["end_time"] = end_time
+    if run_name:
+        changes["name"] = run_name
+        _tags_upsert(run_id, [{"key": RUN_NAME_TAG, "value": run_name}])
+    if changes:
+        Run.objects.filter(pk=run_id).update(**changes)
+
+
+def run_delete(*, run_id: str) -> None:
+    if not Run.objects.filter(pk=run_id).update(lifecycle_stage=DELETED, deleted_time=now_ms()):
+        raise run_not_found(run_id)
+
+
+def run_restore(*, run_id: str) -> None:
+    if not Run.objects.filter(pk=run_id).update(lifecycle_stage=ACTIVE, deleted_time=None):
+        raise run_not_found(run_id)
+
+
+def run_set_tag(*, run_id: str, key: str, value: str) -> None:
+    run_log_batch(run_id=run_id, tags=[{"key": key, "value": value}])
+
+
+def run_delete_tag(*, run_id: str, key: str) -> None:
+    active_run_for_update(run_id)
+    deleted, _ = RunTag.objects.filter(run_id=run_id, key=key).delete()
+    if not deleted:
+        raise MlflowError.not_found(f"No tag with name: {key} in run with id {run_id}")
+
+
+def run_log_batch(*, run_id: str, metrics: list[dict] = (), params: list[dict] = (), tags: list[dict] = ()) -> None:
+    """params, then metrics, then tags, as MLflow orders them; all or nothing."""
+    _check_batch_limits(metrics, params, tags)
+    params = _run_params(params)
+    metrics = [_metric_point(m) for m in metrics]
+    tags = _run_tags(tags)
+    active_run_for_update(run_id)
+    if params:
+        _params_insert(run_id, params)
+    if metrics:
+        Metric.objects.bulk_create([Metric(run_id=run_id, **m) for m in metrics], ignore_conflicts=True)
+        _latest_metrics_upsert(run_id, metrics)
+    if tags:
+        _tags_upsert(run_id, tags)
+
+
+def _check_batch_limits(metrics, params, tags) -> None:
+    for items, limit, kind in (
+        (metrics, validation.MAX_BATCH_METRICS, "metrics"),
+        (params, validation.MAX_BATCH_PARAMS, "params"),
+        (tags, validation.MAX_BATCH_TAGS, "tags"),
+    ):
+        if len(items) > limit:
+            raise MlflowError.invalid(
+                f"A batch logging request can contain at most {limit} {kind}. Got {len(items)} {kind}. "
+                f"Please split up {kind} across multiple requests and try again."
+            )
+    total = len(metrics) + len(params) + len(tags)
+    if total > validation.MAX_BATCH_ENTITIES:
+        raise MlflowError.invalid(
+            f"A batch logging request can contain at most {validation.MAX_BATCH_ENTITIES} total metrics, params, "
+            f"and tags. Got {total} total. Please split up metrics, params, and tags across multiple requests "
+            "and try again."
+        )
+
+
+def _metric_point(metric: dict) -> dict:
+    validation.key(metric["key"], "metric")
+    validation.metric_timestamp(metric["key"], metric["timestamp"])
+    value = metric["value"]
+    is_nan = math.isnan(value)
+    return {
+        "key": metric["key"],
+        "value": 0.0 if is_nan else value,  # SQLite has no NaN; the flag keeps it
+        "is_nan": is_nan,
+        "timestamp": metric["timestamp"],
+        "step": metric.get("step") or 0,
+        "model_id": metric.get("model_id") or "",
+        "dataset_name": metric.get("dataset_name") or "",
+        "dataset_digest": metric.get("dataset_digest") or "",
+    }
+
+
+def _run_params(params: list[dict]) -> list[dict]:
+    keys = [p["key"] for p in params]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise MlflowError.invalid(
+            f"Duplicate parameter keys have been submitted: {duplicates}. Please ensure the request contains only "
+            "one param value per param key."
+        )
+    return [
+        {"key": validation.key(p["key"], "param"), "value": validation.truncated(p["value"], validation.MAX_PARAM_VALUE_LENGTH)}
+        for p in params
+    ]
+
+
+def _run_tags(tags: list[dict]) -> list[dict]:
+    return [
+        {"key": validation.key(t["key"], "tag"), "value": validation.truncated(t["value"], validation.MAX_RUN_TAG_VALUE_LENGTH)}
+        for t in _last_per_key(tags)
+    ]
+
+
+def _last_per_key(items) -> list[dict]:
+    return list({item["key"]: item for item in items}.values())
+
+
+def _params_insert(run_id: str, params: list[dict]) -> None:
+    """Params are immutable: the same value again is a no-op, another value is refused."""
+    logged = dict(Param.objects.filter(run_id=run_id, key__in=[p["key"] for p in params]).values_list("key", "value"))
+    for param in params:
+        old = logged.get(param["key"])
+        if old is not None and old != param["value"]:
+            raise MlflowError.invalid(
+                f"Changing param values is not allowed. Param with key='{param['key']}' was already logged with "
+                f"value='{old}' for run ID='{run_id}'. Attempted logging new value '{param['value']}'."
+            )
+    Param.objects.bulk_create([Param(run_id=run_id, **p) for p in params if p["key"] not in logged])
+
+
+def _latest_metrics_upsert(run_id: str, metrics: list[dict]) -> None:
+    """One statement: insert each key's newest point, or replace the stored one if this is newer."""
+    newest: dict[str, dict] = {}
+    for m in metrics:
+        current = newest.get(m["key"])
+        if current is None or _order(m) > _order(current):
+            newest[m["key"]] = m
+    table = LatestMetric._meta.db_table
+    columns = ("run_id", "key", "value", "timestamp", "step", "is_nan")
+    rows = [(run_id, m["key"], m["value"], m["timestamp"], m["step"], m["is_nan"]) for m in sorted(newest.values(), key=lambda m: m["key"])]
+    q = connection.ops.quote_name
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    updated = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns[2:])
+    newer = (
+        f"(excluded.{q('step')}, excluded.{q('timestamp')}, excluded.{q('value')}) > "
+        f"({q(table)}.{q('step')}, {q(table)}.{q('timestamp')}, {q(table)}.{q('value')})"
+    )
+    sql = (
+        f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES {placeholders} "
+        f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE {newer}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+
+
+def _order(metric: dict) -> tuple:
+    return metric["step"], metric["timestamp"], metric["value"]
+
+
+def _tags_upsert(run_id: str, tags: list[dict]) -> None:
+    RunTag.objects.bulk_create(
+        [RunTag(run_id=run_id, key=t["key"], value=t["value"]) for t in tags],
+        update_conflicts=True, unique_fields=["run", "key"], update_fields=["value"],
+    )
+    run_name = next((t["value"] for t in reversed(tags) if t["key"] == RUN_NAME_TAG), None)
+    if run_name is not None:
+        Run.objects.filter(pk=run_id).update(name=run_name)
+
+
+def run_log_inputs(*, run_id: str, datasets: list[dict], models: list[dict]) -> None:
+    for entry in datasets:
+        validation.dataset(entry["dataset"])
+        for tag in entry.get("tags") or []:
+            validation.input_tag(tag)
+    run = active_run_for_update(run_id)
+    if datasets:
+        _dataset_inputs_insert(run_id, run["experiment_id"], datasets)
+    if models:
+        ModelInput.objects.bulk_create(
+            [ModelInput(run_id=run_id, model_id=m["model_id"]) for m in models], ignore_conflicts=True
+        )
+
+
+def _dataset_inputs_insert(run_id: str, experiment_id: int, datasets: list[dict]) -> None:
+    """Datasets are shared per experiment by (name, digest); a run links to each once, with its tags."""
+    fields = ("name", "digest", "source_type", "source", "schema", "profile")
+    Dataset.objects.bulk_create(
+        [Dataset(experiment_id=experiment_id, **{f: d["dataset"].get(f) or "" for f in fields}) for d in datasets],
+        ignore_conflicts=True,
+    )
+    identities = {(d["dataset"]["name"], d["dataset"]["digest"]) for d in datasets}
+    dataset_ids = {
+        (name, digest): pk
+        for pk, name, digest in Dataset.objects.filter(
+            experiment_id=experiment_id, name__in={n for n, _ in identities}, digest__in={g for _, g in identities}
+        ).values_list("id", "name", "digest")
+        if (name, digest) in identities
+    }
+    DatasetInput.objects.bulk_create(
+        [DatasetInput(run_id=run_id, dataset_id=pk) for pk in dataset_ids.values()], ignore_conflicts=True
+    )
+    input_ids = dict(
+        DatasetInput.objects.filter(run_id=run_id, dataset_id__in=dataset_ids.values()).values_list("dataset_id", "id")
+    )
+    InputTag.objects.bulk_create(
+        [
+            InputTag(dataset_input_id=input_ids[dataset_ids[(d["dataset"]["name"], d["dataset"]["digest"])]], key=t["key"], value=t["value"])
+            for d in datasets
+            for t in d.get("tags") or []
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def run_log_outputs(*, run_id: str, models: list[dict]) -> None:
+    active_run_for_update(run_id)
+    ModelOutput.objects.bulk_create(
+        [ModelOutput(run_id=run_id, model_id=m["model_id"], step=m.get("step") or 0) for m in models],
+        ignore_conflicts=True,
+    )

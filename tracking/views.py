@@ -1,0 +1,260 @@
+"""One handler per tracking RPC: a decoded request dict in, an MLflow response dict out."""
+
+
+from mlflow_sh.errors import MlflowError
+from mlflow_sh.wire import missing_value
+from tracking import selectors, services, validation
+
+MAX_HISTORY_BULK_RUNS = 100
+MAX_HISTORY_BULK_RESULTS = 25000
+MAX_BULK_INTERVAL_RESULTS = 2500
+MAX_DATASET_SEARCH_EXPERIMENTS = 20
+
+
+def _run_id(data: dict) -> str:
+    run_id = data.get("run_id") or data.get("run_uuid")  # legacy clients send run_uuid only
+    if not run_id:
+        raise missing_value("run_id")
+    return run_id
+
+
+def _with_token(body: dict, token: str | None) -> dict:
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+def _non_empty(**fields) -> dict:
+    """Empty repeated fields are omitted, as protobuf's JSON has them."""
+    return {name: value for name, value in fields.items() if value}
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+def create_experiment(request, data):
+    experiment_id = services.experiment_create(
+        name=data["name"], artifact_location=data["artifact_location"] or "", tags=data["tags"] or []
+    )
+    return {"experiment_id": str(experiment_id)}
+
+
+def get_experiment(request, data):
+    return {"experiment": selectors.experiment_get(validation.experiment_id(data["experiment_id"]))}
+
+
+def get_experiment_by_name(request, data):
+    return {"experiment": selectors.experiment_get_by_name(data["experiment_name"])}
+
+
+def search_experiments(request, data):
+    max_results = selectors.check_max_results(data["max_results"], limit=selectors.MAX_SEARCH_RESULTS, default=1000)
+    experiments, token = selectors.experiments_search(
+        view_type=data["view_type"] or "ACTIVE_ONLY", filter_string=data["filter"], order_by=data["order_by"],
+        max_results=max_results, token=data["page_token"],
+    )
+    return _with_token(_non_empty(experiments=experiments), token)
+
+
+def update_experiment(request, data):
+    services.experiment_rename(experiment_id=validation.experiment_id(data["experiment_id"]), new_name=data["new_name"])
+    return {}
+
+
+def delete_experiment(request, data):
+    services.experiment_delete(experiment_id=validation.experiment_id(data["experiment_id"]))
+    return {}
+
+
+def restore_experiment(request, data):
+    services.experiment_restore(experiment_id=validation.experiment_id(data["experiment_id"]))
+    return {}
+
+
+def set_experiment_tag(request, data):
+    services.experiment_set_tag(
+        experiment_id=validation.experiment_id(data["experiment_id"]), key=data["key"], value=data["value"]
+    )
+    return {}
+
+
+def delete_experiment_tag(request, data):
+    services.experiment_delete_tag(experiment_id=validation.experiment_id(data["experiment_id"]), key=data["key"])
+    return {}
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def create_run(request, data):
+    run_id = services.run_create(
+        experiment_id=validation.experiment_id(data["experiment_id"] or "0"),
+        user_id=data["user_id"] or "",
+        run_name=data["run_name"] or "",
+        start_time=data["start_time"],
+        tags=data["tags"] or [],
+    )
+    run = selectors.run_get(run_id)
+    del run["outputs"]  # the reference answers create without outputs
+    return {"run": run}
+
+
+def get_run(request, data):
+    return {"run": selectors.run_get(_run_id(data))}
+
+
+def update_run(request, data):
+    run_id = _run_id(data)
+    services.run_update(run_id=run_id, status=data["status"], end_time=data["end_time"], run_name=data["run_name"] or "")
+    return {"run_info": selectors.run_info_get(run_id)}
+
+
+def delete_run(request, data):
+    services.run_delete(run_id=_run_id(data))
+    return {}
+
+
+def restore_run(request, data):
+    services.run_restore(run_id=_run_id(data))
+    return {}
+
+
+def set_tag(request, data):
+    services.run_set_tag(run_id=_run_id(data), key=data["key"], value=data["value"])
+    return {}
+
+
+def delete_tag(request, data):
+    services.run_delete_tag(run_id=_run_id(data), key=data["key"])
+    return {}
+
+
+def log_metric(request, data):
+    metric = {name: data[name] for name in ("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")}
+    services.run_log_batch(run_id=_run_id(data), metrics=[metric])
+    return {}
+
+
+def log_param(request, data):
+    services.run_log_batch(run_id=_run_id(data), params=[{"key": data["key"], "value": data["value"]}])
+    return {}
+
+
+def log_batch(request, data):
+    services.run_log_batch(
+        run_id=validation.run_id(data["run_id"]), metrics=data["metrics"], params=data["params"], tags=data["tags"]
+    )
+    return {}
+
+
+def log_inputs(request, data):
+    services.run_log_inputs(run_id=data["run_id"], datasets=data["datasets"], models=data["models"])
+    return {}
+
+
+def log_outputs(request, data):
+    services.run_log_outputs(run_id=data["run_id"], models=data["models"])
+    return {}
+
+
+def search_runs(request, data):
+    if not data["experiment_ids"]:
+        return {}
+    max_results = selectors.check_max_results(data["max_results"], limit=selectors.MAX_SEARCH_RESULTS, default=1000)
+    runs, token = selectors.runs_search(
+        experiment_ids=[validation.experiment_id(e) for e in data["experiment_ids"]],
+        filter_string=data["filter"],
+        run_view_type=data["run_view_type"] or "ACTIVE_ONLY",
+        max_results=max_results,
+        order_by=data["order_by"],
+        token=data["page_token"],
+    )
+    return _with_token(_non_empty(runs=runs), token)
+
+
+# --- metric history -----------------------------------------------------------------------------
+
+
+def get_metric_history(request, data):
+    max_results = data["max_results"]
+    if max_results is not None and max_results <= 0:
+        raise MlflowError.invalid(f"max_results must be greater than 0, got {max_results}.")
+    metrics, token = selectors.metric_history(
+        run_id=_run_id(data), key=data["metric_key"], max_results=max_results, token=data["page_token"]
+    )
+    return _with_token(_non_empty(metrics=metrics), token)
+
+
+def get_metric_history_bulk(request, data):
+    run_ids = data["run_id"]
+    if not run_ids:
+        raise MlflowError.invalid("GetMetricHistoryBulk request must specify at least one run_id.")
+    if len(run_ids) > MAX_HISTORY_BULK_RUNS:
+        raise MlflowError.invalid(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_HISTORY_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    if not data["metric_key"]:
+        raise MlflowError.invalid("GetMetricHistoryBulk request must specify a metric_key.")
+    max_results = min(data["max_results"] or MAX_HISTORY_BULK_RESULTS, MAX_HISTORY_BULK_RESULTS)
+    return {"metrics": selectors.metric_history_bulk(run_ids=run_ids, key=data["metric_key"], max_results=max_results)}
+
+
+def get_metric_history_bulk_interval(request, data):
+    run_ids = data["run_ids"]
+    if len(run_ids) > MAX_HISTORY_BULK_RUNS:
+        raise MlflowError.invalid(
+            f"GetMetricHistoryBulkInterval request must specify at most {MAX_HISTORY_BULK_RUNS} run_ids. "
+            f"Received {len(run_ids)} run_ids."
+        )
+    max_results = data["max_results"] if data["max_results"] is not None else MAX_BULK_INTERVAL_RESULTS
+    if not 1 <= max_results <= MAX_BULK_INTERVAL_RESULTS:
+        raise MlflowError.invalid(f"max_results must be between 1 and {MAX_BULK_INTERVAL_RESULTS}.")
+    start_step, end_step = data["start_step"], data["end_step"]
+    if (start_step is None) != (end_step is None):
+        raise MlflowError.invalid("If either start step or end step are specified, both must be specified.")
+    if start_step is not None and start_step > end_step:
+        raise MlflowError.invalid(
+            f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
+        )
+    metrics = selectors.metric_history_bulk_interval(
+        run_ids=run_ids, key=data["metric_key"], start_step=start_step, end_step=end_step, max_results=max_results
+    )
+    return _non_empty(metrics=metrics)
+
+
+def search_datasets(request, data):
+    experiment_ids = data["experiment_ids"]
+    if not experiment_ids:
+        raise MlflowError.invalid("SearchDatasets request must specify at least one experiment_id.")
+    if len(experiment_ids) > MAX_DATASET_SEARCH_EXPERIMENTS:
+        raise MlflowError.invalid(
+            f"SearchDatasets request cannot specify more than {MAX_DATASET_SEARCH_EXPERIMENTS} experiment_ids. "
+            f"Received {len(experiment_ids)} experiment_ids."
+        )
+    summaries = selectors.dataset_summaries([validation.experiment_id(e) for e in experiment_ids])
+    return _non_empty(dataset_summaries=summaries)
+
+
+# --- server ----------------------------------------------------------------------------------------
+
+
+def server_info(request, data):
+    """Capabilities, as 3.x clients read them before moving artifacts: only what this server really does."""
+    from mlflow_sh.urls import served_rpc_names  # the route table says what is served
+
+    served = served_rpc_names()
+    return {
+        "store_type": "SqlStore",
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": "CreateMultipartUpload" in served,
+        "multipart_downloads_enabled": False,
+        "artifact_serving_enabled": "UploadArtifact" in served,
+        "presigned_upload_run_id_supported": "CreatePresignedUploadUrl" in served,
+        "presigned_upload_model_id_supported": "CreatePresignedUploadUrl" in served,
+        "model_artifact_presigned_downloads_supported": False,
+        "features_enabled": {"gateway": False, "scheduled_issue_detection": False},
+        "tracking_auth": "",
+        "artifacts_presigned_only": False,
+    }
