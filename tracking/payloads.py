@@ -68,6 +68,12 @@ def run_info(row: dict) -> dict:
     return info
 
 
+def new_run(run: Run, tags: list[dict]) -> dict:
+    """A just-created run, as the reference answers runs/create: no outputs yet, empty inputs."""
+    row = {column: getattr(run, column) for column in RUN_INFO_COLUMNS}
+    return {"info": run_info(row), "data": {"tags": tags}, "inputs": {}}
+
+
 def run_infos(run_ids: list[str]) -> dict[str, dict]:
     rows = Run.objects.filter(pk__in=run_ids).values(*RUN_INFO_COLUMNS)
     return {row["run_uuid"]: run_info(row) for row in rows}

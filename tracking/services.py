@@ -128,7 +128,8 @@ def _experiment_active(experiment_id: int) -> None:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> str:
+def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> tuple[Run, list[dict]]:
+    """The new run and its tags (the caller answers with them, without reading them back)."""
     experiment = Experiment.objects.filter(pk=experiment_id).values("artifact_location", "lifecycle_stage").first()
     if experiment is None:
         raise experiment_not_found(experiment_id)
@@ -159,7 +160,7 @@ def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: i
         lifecycle_stage=ACTIVE,
     )
     RunTag.objects.bulk_create([RunTag(run=run, key=t["key"], value=t["value"]) for t in tags])
-    return run_id
+    return run, tags
 
 
 def active_run_for_update(run_id: str) -> dict:

@@ -3,7 +3,7 @@
 
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import missing_value
-from tracking import selectors, services, validation
+from tracking import payloads, selectors, services, validation
 
 MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_BULK_RESULTS = 25000
@@ -87,16 +87,14 @@ def delete_experiment_tag(request, data):
 
 
 def create_run(request, data):
-    run_id = services.run_create(
+    run, tags = services.run_create(
         experiment_id=validation.experiment_id(data["experiment_id"] or "0"),
         user_id=data["user_id"] or "",
         run_name=data["run_name"] or "",
         start_time=data["start_time"],
         tags=data["tags"] or [],
     )
-    run = selectors.run_get(run_id)
-    del run["outputs"]  # the reference answers create without outputs
-    return {"run": run}
+    return {"run": payloads.new_run(run, tags)}
 
 
 def get_run(request, data):
