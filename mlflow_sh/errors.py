@@ -1,11 +1,9 @@
-"""MLflow-style errors: one exception type, one status table, one DRF exception handler."""
+"""MLflow-style errors: one exception type, one status table, one DRF exception handler.
+
+MlflowError itself needs nothing from Django, so pure modules (the search grammar) can raise it.
+"""
 
 import logging
-
-from django.core.exceptions import ObjectDoesNotExist
-from rest_framework import exceptions as drf_exceptions
-from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 logger = logging.getLogger("mlflow_sh.errors")
 
@@ -68,6 +66,9 @@ class MlflowError(Exception):
 
 
 def as_mlflow_error(exc: Exception) -> MlflowError:
+    from django.core.exceptions import ObjectDoesNotExist
+    from rest_framework import exceptions as drf_exceptions
+
     if isinstance(exc, MlflowError):
         return exc
     if isinstance(exc, ObjectDoesNotExist):  # a safety net: selectors raise MLflow's own wording
@@ -95,14 +96,16 @@ def _flatten_detail(detail) -> str:
     return str(detail)
 
 
-def error_response(err: MlflowError) -> Response:
+def error_response(err: MlflowError):
     from django.conf import settings
+    from rest_framework.response import Response
 
     return Response(err.body(extra_keys=settings.MLFLOW_ERROR_EXTRA_KEYS), status=err.status)
 
 
 def mlflow_exception_handler(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure leaves as MLflow JSON, and rolls back."""
+    from rest_framework.views import set_rollback
     err = as_mlflow_error(exc)
     if err.status >= 500:
         request = context.get("request")

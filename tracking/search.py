@@ -230,7 +230,7 @@ def _split_name(text: str) -> tuple[str | None, str]:
 
 
 def _invalid_key(grammar: Grammar, entity: str, written_key: str, valid_keys) -> MlflowError:
-    aliases = [alias for alias, key in grammar.key_aliases.items() if key in valid_keys] if entity == "attribute" else []
+    aliases = [alias for alias, key in grammar.key_aliases.items() if key in valid_keys and entity == "attribute"]
     valid = _shown_set([*valid_keys, *aliases])
     return MlflowError.invalid(f"Invalid {entity} key '{written_key}' specified. Valid keys are '{valid}'")
 
@@ -294,13 +294,14 @@ def _value(tokens: _Tokens, entity: str, key: str, spec: FieldSpec, op: str) -> 
 
 
 def _integer(text: str, key: str) -> int:
+    """An integer attribute value: integral (1e3 is 1000) and within a signed 64-bit column."""
     try:
         value = int(text) if re.fullmatch(r"[-+]?[0-9]+", text) else float(text)
-    except ValueError:  # more digits than int() accepts
-        value = None
-    if value is None or (isinstance(value, float) and not value.is_integer()) or int(value) not in _INT64:
-        raise MlflowError.invalid(f"Invalid value for numeric attribute '{key}': '{text}'")
-    return int(value)
+        if value == int(value) and int(value) in _INT64:
+            return int(value)
+    except (ValueError, OverflowError):  # more digits than int() accepts, or an infinite float
+        pass
+    raise MlflowError.invalid(f"Invalid value for numeric attribute '{key}': '{text}'")
 
 
 def _string_list(tokens: _Tokens) -> tuple[str, ...]:
@@ -359,7 +360,8 @@ def _order_by_clause(clause: str, grammar: Grammar) -> OrderBy:
     prefix, written_key = _split_name(name.text)
     entity = "attribute" if prefix is None else grammar.entities.get(prefix)
     if entity not in grammar.order_by:
-        sortable = [prefix for prefix, entity in grammar.entities.items() if entity in grammar.order_by]
+        sortable = [written for written, sortable_entity in grammar.entities.items()
+                    if sortable_entity in grammar.order_by]
         raise MlflowError.invalid(f"Invalid order_by entity type '{prefix}'. Valid values are {sortable}")
     key = grammar.key_aliases.get(written_key, written_key) if entity == "attribute" else written_key
     keys = grammar.order_by[entity]

@@ -25,7 +25,7 @@ VIEW_STAGES = {"ACTIVE_ONLY": [ACTIVE], "DELETED_ONLY": [DELETED], "ALL": [ACTIV
 LOOKUPS = {"=": "exact", "!=": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "LIKE": "like", "ILIKE": "ilike", "IN": "in"}
 RUN_COLUMNS = {
     "run_id": "run_uuid", "run_name": "name", "status": "status", "user_id": "user_id", "artifact_uri": "artifact_uri",
-    "start_time": "start_time", "end_time": "end_time", "lifecycle_stage": "lifecycle_stage",
+    "start_time": "start_time", "end_time": "end_time",
 }
 EXPERIMENT_COLUMNS = {
     "name": "name", "experiment_id": "experiment_id", "creation_time": "creation_time", "last_update_time": "last_update_time",

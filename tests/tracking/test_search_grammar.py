@@ -1,21 +1,17 @@
 """The search filter / order_by grammar of every search API: pure parsing, no database."""
 
 import ast
-import os
+import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-if not settings.configured and "DJANGO_SETTINGS_MODULE" not in os.environ:
-    settings.configure()  # mlflow_sh.errors imports DRF, which reads settings; `-p no:django` leaves them unset
-
-from mlflow_sh.errors import MlflowError  # noqa: E402
-from tracking import search  # noqa: E402
-from tracking.search import Comparison as C  # noqa: E402
-from tracking.search import OrderBy  # noqa: E402
+from mlflow_sh.errors import MlflowError
+from tracking import search
+from tracking.search import Comparison as C
+from tracking.search import OrderBy
 
 GRAMMARS = [search.RUNS, search.EXPERIMENTS, search.REGISTERED_MODELS, search.MODEL_VERSIONS, search.LOGGED_MODELS]
 RUNS, EXPERIMENTS, REGISTERED_MODELS, MODEL_VERSIONS, LOGGED_MODELS = GRAMMARS
@@ -35,7 +31,8 @@ ACCEPTED = [
     (RUNS, "", []),
     (RUNS, "   ", []),
     (RUNS, "metrics.rmse < 0.5", [C("metric", "rmse", "<", 0.5)]),
-    (RUNS, "metric.acc >= -1e-3 and params.lr = '0.1'", [C("metric", "acc", ">=", -0.001), C("param", "lr", "=", "0.1")]),
+    (RUNS, "metric.acc >= -1e-3 and params.lr = '0.1'",
+     [C("metric", "acc", ">=", -0.001), C("param", "lr", "=", "0.1")]),
     (RUNS, "metrics.m != 3", [C("metric", "m", "!=", 3.0)]),
     (RUNS, "parameters.p LIKE 'a%' AND parameter.q ilike \"B_\"",
      [C("param", "p", "LIKE", "a%"), C("param", "q", "ILIKE", "B_")]),
@@ -66,7 +63,8 @@ ACCEPTED = [
     (REGISTERED_MODELS, "tag.`mlflow.prompt.is_prompt` != 'true'", [C("tag", "mlflow.prompt.is_prompt", "!=", "true")]),
     (REGISTERED_MODELS, "name NOT IN ('a', 'b')", [C("attribute", "name", "NOT IN", ("a", "b"))]),
     (MODEL_VERSIONS, "name = 'm' AND version_number >= 2 AND run_id IN ('r')",
-     [C("attribute", "name", "=", "m"), C("attribute", "version_number", ">=", 2), C("attribute", "run_id", "IN", ("r",))]),
+     [C("attribute", "name", "=", "m"), C("attribute", "version_number", ">=", 2),
+      C("attribute", "run_id", "IN", ("r",))]),
     (MODEL_VERSIONS, "source_path LIKE 's3://%'", [C("attribute", "source_path", "LIKE", "s3://%")]),
     (LOGGED_MODELS, "metrics.acc > 0.9 AND params.lr = '0.1' AND tags.t IN ('a')",
      [C("metric", "acc", ">", 0.9), C("param", "lr", "=", "0.1"), C("tag", "t", "IN", ("a",))]),
@@ -97,12 +95,12 @@ REJECTED = [
     (RUNS, "'tags.a' = 'x'", "Invalid clause(s) in filter string: 'tags.a'"),
     (RUNS, "foo.x = 'a'", "Invalid entity type 'foo'. Valid values are ['attribute', 'attributes', 'attr', 'run'"),
     (RUNS, "Tags.x = 'a'", "Invalid entity type 'Tags'"),
-    (RUNS, "lifecycle_stage = 'active'", "Invalid attribute key 'lifecycle_stage' specified. Valid keys are '{'run_id'"),
+    (RUNS, "lifecycle_stage = 'active'", "Invalid attribute key 'lifecycle_stage' specified. Valid keys are '{'run_"),
     (RUNS, "datasets.foo = 'a'", "Invalid dataset key 'foo' specified. Valid keys are '{'name', 'digest', 'context'}'"),
     (RUNS, "metrics.x ~ 1", "Invalid comparator '~' not one of '{'=', '!=', '>', '>=', '<', '<='}'"),
     (RUNS, "metrics.x == 1", "Invalid comparator '=='"),
     (RUNS, "metrics.x LIKE 1", "Invalid comparator 'LIKE'"),
-    (RUNS, "params.x > '1'", "Invalid comparator '>' not one of '{'=', '!=', 'LIKE', 'ILIKE', 'IS NULL', 'IS NOT NULL'}'"),
+    (RUNS, "params.x > '1'", "Invalid comparator '>' not one of '{'=', '!=', 'LIKE', 'ILIKE', 'IS NULL', 'IS NOT NULL"),
     (RUNS, "status IS NULL", "Invalid comparator 'IS NULL'"),
     (RUNS, "start_time LIKE '1%'", "Invalid comparator 'LIKE'"),
     (RUNS, "attributes.run_name RLIKE 'x'", "Invalid comparator 'RLIKE'"),
@@ -129,7 +127,7 @@ REJECTED = [
     (RUNS, "run_id IN ('a',)", "but got ill-formed list."),
     (RUNS, "run_id IN 'a'", "but got ill-formed list."),
     (RUNS, "run_id = ('a')", "Expected a quoted string value for attribute 'run_id'"),
-    (EXPERIMENTS, "attributes.name = 'x'", "Invalid entity type 'attributes'. Valid values are ['attribute', 'tag', 'tags']"),
+    (EXPERIMENTS, "attributes.name = 'x'", "Invalid entity type 'attributes'. Valid values are ['attribute', 'tag',"),
     (EXPERIMENTS, "metrics.x > 1", "Invalid entity type 'metrics'"),
     (EXPERIMENTS, "name IN ('a')", "Only ['experiment_id'] attributes support comparison"),
     (EXPERIMENTS, "experiment_id LIKE '1%'", "Invalid comparator 'LIKE' not one of '{'=', '!=', 'IN', 'NOT IN'}'"),
@@ -141,7 +139,7 @@ REJECTED = [
     (MODEL_VERSIONS, "source_path IN ('a')", "Only ['name', 'run_id'] attributes support comparison"),
     (MODEL_VERSIONS, "version_number = '2'", "Expected numeric value type for attribute 'version_number'"),
     (MODEL_VERSIONS, "creation_timestamp > 1", "Invalid attribute key 'creation_timestamp'"),
-    (LOGGED_MODELS, "attribute.name = 'x'", "Invalid entity type 'attribute'. Valid values are ['attributes', 'metrics'"),
+    (LOGGED_MODELS, "attribute.name = 'x'", "Invalid entity type 'attribute'. Valid values are ['attributes',"),
     (LOGGED_MODELS, "status LIKE 'R%'", "Invalid comparator 'LIKE' not one of '{'=', '!=', 'IN', 'NOT IN'}'"),
     (LOGGED_MODELS, "run_id = 'x'", "Invalid attribute key 'run_id'"),
 ]
@@ -245,7 +243,7 @@ def quoted(text: str, quote: str) -> str:
 def spellings(grammar, entity: str, key: str) -> list[str]:
     """Ways to write a canonical key: itself or an alias, bare when it is a plain word, else quoted."""
     names = [key] + ([a for a, k in grammar.key_aliases.items() if k == key] if entity == "attribute" else [])
-    plain = [n for n in names if n.isidentifier() and n.upper() not in search._KEYWORDS]
+    plain = [n for n in names if re.fullmatch(r"\w+", n) and n.upper() not in search._KEYWORDS]
     return plain + [quoted(n, q) for n in names for q in "`\""]
 
 
@@ -268,7 +266,8 @@ def filter_keys(grammar):
 @st.composite
 def clauses(draw, grammar):
     entity, key, written = draw(identifiers(grammar, grammar.fields, filter_keys(grammar)))
-    spec = grammar.fields[entity][key] if entity == "attribute" or entity == "dataset" else grammar.fields[entity]
+    spec = grammar.fields[entity]
+    spec = spec[key] if isinstance(spec, dict) else spec
     op = draw(st.sampled_from(spec.comparators))
     string = st.text(max_size=10)
     if op in search.NULL_OPS:
@@ -325,7 +324,6 @@ def test_grammar_tables_are_consistent(grammar):
 
 def test_search_module_does_not_import_django():
     tree = ast.parse(Path(search.__file__).read_text())
-    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name
-                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                for a in (n.names if isinstance(n, ast.Import) else [None])]
-    assert not [m for m in imported if m.split(".")[0] in ("django", "rest_framework")]
+    modules = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert modules and not [m for m in modules if m.split(".")[0] in ("django", "rest_framework")]
