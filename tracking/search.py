@@ -78,7 +78,7 @@ RUNS = Grammar(
     },
 )
 EXPERIMENTS = Grammar(
-    entities=_entities(attribute="attribute", tag="tag tags"),
+    entities=_entities(attribute="attribute attributes", tag="tag tags"),  # the spec's "attribute(s)"
     fields={
         "attribute": {"name": _STRING_KEY, "experiment_id": FieldSpec(STRING, ("=", "!=") + LIST_OPS),
                       **_same("creation_time last_update_time", _INTEGER_KEY)},
