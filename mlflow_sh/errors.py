@@ -66,13 +66,17 @@ class MlflowError(Exception):
 
 
 def as_mlflow_error(exc: Exception) -> MlflowError:
-    from django.core.exceptions import ObjectDoesNotExist
+    from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
     from rest_framework import exceptions as drf_exceptions
 
     if isinstance(exc, MlflowError):
         return exc
     if isinstance(exc, ObjectDoesNotExist):  # a safety net: selectors raise MLflow's own wording
         return MlflowError.not_found(str(exc) or "Resource does not exist")
+    if isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        return MlflowError.invalid(f"The request body exceeds the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return MlflowError(str(exc.detail), "BAD_REQUEST", status=405)
     if isinstance(exc, drf_exceptions.NotFound):
