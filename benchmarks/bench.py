@@ -25,7 +25,6 @@ import argparse
 import atexit
 import concurrent.futures
 import datetime as _dt
-import json
 import os
 import platform
 import random
@@ -613,7 +612,8 @@ def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
             }
             sc.ok_json(sc.post("/runs/log-batch", body))
 
-        with concurrent.futures.ThreadPoolExecutor(cfg.seed_threads) as ex:
+        ex = concurrent.futures.ThreadPoolExecutor(cfg.seed_threads)
+        try:
             futs = [ex.submit(seed_one, row) for row in rows]
             for f in concurrent.futures.as_completed(futs):
                 exc = f.exception()
@@ -621,6 +621,9 @@ def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
                     seed_error = exc
                     for other in futs:
                         other.cancel()
+        finally:
+            # on error or Ctrl-C, drop the queued rows instead of seeding them all first
+            ex.shutdown(wait=True, cancel_futures=True)
         for sc in clients.values():
             sc.close()
         if seed_error is not None:
@@ -1016,7 +1019,7 @@ def main(argv=None) -> int:
                 srv.start()
             except Exception as exc:  # noqa: BLE001
                 status[name] = f"FAILED TO START: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}"
-                log(f"   {status[name]}\n{exc}")
+                log(f"   FAILED TO START: {exc}")
                 srv.stop()
                 continue
             log(f"   up on {srv.url} after {time.monotonic() - t0:.1f}s")

@@ -67,12 +67,17 @@ class MlflowError(Exception):
 
 def as_mlflow_error(exc: Exception) -> MlflowError:
     from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+    from django.db import DataError, IntegrityError, OperationalError
     from rest_framework import exceptions as drf_exceptions
 
     if isinstance(exc, MlflowError):
         return exc
     if isinstance(exc, ObjectDoesNotExist):  # a safety net: selectors raise MLflow's own wording
         return MlflowError.not_found(str(exc) or "Resource does not exist")
+    if isinstance(exc, DataError | IntegrityError):  # e.g. a value longer than its column: the caller's mistake
+        return MlflowError(f"The request could not be stored: {str(exc).splitlines()[0]}", "BAD_REQUEST")
+    if isinstance(exc, OperationalError):  # the database is unreachable or gave up: worth a retry
+        return MlflowError("The database is temporarily unavailable.", "TEMPORARILY_UNAVAILABLE")
     if isinstance(exc, RequestDataTooBig):
         from django.conf import settings
 

@@ -35,7 +35,7 @@ class Field:
         raise NotImplementedError
 
     def parse_query(self, values: list[str], name: str):
-        return self.parse(values[-1], name)
+        return self.parse(values[0], name)  # as Flask's request.args.get()
 
     def is_empty(self, value) -> bool:
         return value is None or value == ""
@@ -51,21 +51,25 @@ class Str(Field):
 
 @dataclass(frozen=True)
 class Int(Field):
-    """int64 / int32: a JSON number or a string of digits."""
+    """int64 (or int32 with bits=32): a JSON number or a string of digits, within the type's range."""
+
+    bits: int = 64
 
     def parse(self, value, name):
-        if isinstance(value, bool):
-            raise invalid_value(name, value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value.strip())
+                number = int(value.strip())
             except ValueError:
                 pass
-        raise invalid_value(name, value)
+        limit = 2 ** (self.bits - 1)
+        if number is None or not -limit <= number < limit:
+            raise invalid_value(name, value)
+        return number
 
 
 @dataclass(frozen=True)
@@ -148,12 +152,25 @@ class Obj(Field):
         return parse_fields(self.fields, value, prefix=f"{name}.")
 
 
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def parse_fields(fields: dict, source: dict, *, prefix: str = "") -> dict:
-    """A JSON object -> a dict holding every declared field (defaults for missing ones)."""
+    """A JSON object -> a dict holding every declared field (defaults for missing ones).
+
+    Like protobuf's ParseDict, a field may be spelled snake_case or lowerCamelCase, not both.
+    """
     parsed = {}
     for name, spec in fields.items():
         value = source.get(name)
         full_name = prefix + name
+        camel = camel_case(name)
+        if camel != name and camel in source:
+            if value is not None:
+                raise MlflowError.invalid(f"Request specifies both '{name}' and '{camel}'; provide only one of them.")
+            value = source[camel]
         if value is None:
             value = list(spec.default) if isinstance(spec.default, list) else spec.default
         else:

@@ -48,7 +48,7 @@ RPCS = [
         delete(experiment="experiment_id"), fields=EXPERIMENT_ID),
     Rpc("SetExperimentTag", "POST", "mlflow/experiments/set-experiment-tag", views.set_experiment_tag,
         update(experiment="experiment_id"),
-        fields={**EXPERIMENT_ID, "key": Str(required=True), "value": Str(required=True)}),
+        fields={**EXPERIMENT_ID, "key": Str(required=True), "value": Str(default="")}),
     Rpc("DeleteExperimentTag", "POST", "mlflow/experiments/delete-experiment-tag", views.delete_experiment_tag,
         update(experiment="experiment_id"), fields={**EXPERIMENT_ID, "key": Str(required=True)}),
     # runs
@@ -77,6 +77,8 @@ RPCS = [
         },
         max_body_bytes=validation.MAX_BATCH_BYTES,
         body_too_large="Batched logging API requests must be at most {limit} bytes, got a request of size {size}."),
+    Rpc("LogModel", "POST", "mlflow/runs/log-model", views.log_model, update(run="run_id"),
+        fields={"run_id": Str(required=True), "model_json": Str(required=True)}),
     Rpc("LogInputs", "POST", "mlflow/runs/log-inputs", views.log_inputs, update(run="run_id"),
         fields={
             "run_id": Str(required=True),
@@ -91,11 +93,11 @@ RPCS = [
                 "run_view_type": VIEW_TYPE, **SEARCH_PAGE}),
     # metric history
     Rpc("GetMetricHistory", "GET", "mlflow/metrics/get-history", views.get_metric_history, read(run="run_id"),
-        fields={**RUN_REF, "metric_key": Str(required=True), "max_results": Int(), "page_token": Str()}),
+        fields={**RUN_REF, "metric_key": Str(required=True), "max_results": Int(bits=32), "page_token": Str()}),
     Rpc("GetMetricHistoryBulkInterval", "GET", "mlflow/metrics/get-history-bulk-interval",
         views.get_metric_history_bulk_interval, read(run="run_ids"),
         fields={"run_ids": List(item=Str(), required=True, default=[]), "metric_key": Str(required=True),
-                "start_step": Int(), "end_step": Int(), "max_results": Int()}),
+                "start_step": Int(bits=32), "end_step": Int(bits=32), "max_results": Int(bits=32)}),
     Rpc("GetMetricHistoryBulk", "GET", "mlflow/metrics/get-history-bulk", views.get_metric_history_bulk,
         read(run="run_id"), prefixes=("ajax-api/2.0",),
         fields={"run_id": List(item=Str(), default=[]), "metric_key": Str(), "max_results": Int()}),

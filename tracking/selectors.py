@@ -1,8 +1,7 @@
 """Reads: experiments, runs and metric history; searches compile to one SQL query per page."""
 
-import bisect
-
-from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value, When, Window
+from django.db.models.functions import Greatest, Mod, RowNumber
 
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import offset_from_token, page_token
@@ -237,34 +236,31 @@ def metric_history_bulk(*, run_ids: list[str], key: str, max_results: int) -> li
 
 def metric_history_bulk_interval(*, run_ids: list[str], key: str, start_step: int | None, end_step: int | None,
                                  max_results: int) -> list[dict]:
-    """Up to max_results sampled steps shared by all runs, always keeping each run's first and last step."""
-    steps_by_run: dict[str, list[int]] = {}
-    for run_id, step in Metric.objects.filter(run_id__in=run_ids, key=key).values_list("run_id", "step").distinct():
-        steps_by_run.setdefault(run_id, []).append(step)
-    all_steps = sorted({s for steps in steps_by_run.values() for s in steps})
-    if start_step is None:
-        start_step, end_step = 0, (all_steps[-1] if all_steps else 0)
-    ends = {s for steps in steps_by_run.values() for s in (min(steps), max(steps)) if start_step <= s <= end_step}
-    chosen = sorted(sampled_steps(all_steps, start_step, end_step, max_results) | ends)
-    rows = (
-        Metric.objects.filter(run_id__in=run_ids, key=key, step__in=chosen)
-        .order_by("step", "timestamp", "value").values_list("run_id", *METRIC_POINT_COLUMNS)
+    """Per run, at most max_results points evenly spread over its history (always its first and last), in SQL.
+
+    Sampling rows rather than steps keeps the answer bounded when many points share a step.
+    """
+    points = Metric.objects.filter(run_id__in=run_ids, key=key)
+    if start_step is not None:
+        points = points.filter(step__gte=start_step, step__lte=end_step)
+    in_run_order = [F("step").asc(), F("timestamp").asc(), F("value").asc()]
+    points = points.annotate(
+        position=Window(RowNumber(), partition_by=[F("run_id")], order_by=in_run_order),
+        total=Window(Count("id"), partition_by=[F("run_id")]),
     )
+    # The last point, plus every stride-th one before it: max_results - 1 of them at most.
+    spread_over = max(max_results - 1, 1)
+    stride = Greatest((F("total") - 1 + (spread_over - 1)) / spread_over, 1)  # ceil((total - 1) / spread_over)
+    points = points.annotate(place_in_stride=Mod(F("position") - 1, stride))
+    kept = Q(position=F("total"))
+    if max_results > 1:
+        kept |= Q(place_in_stride=0, position__lt=F("total"))
+    sampled = points.filter(kept)
+    rows = sampled.order_by("run_id", *in_run_order).values_list("run_id", *METRIC_POINT_COLUMNS)
     by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
     for row in rows:
         by_run[row[0]].append({**payloads.metric_point(*row[1:]), "run_id": row[0]})
     return [point for run_id in dict.fromkeys(run_ids) for point in by_run[run_id]]
-
-
-def sampled_steps(all_steps: list[int], start_step: int, end_step: int, max_results: int) -> set[int]:
-    """max_results steps evenly spread over the sorted steps within [start_step, end_step], plus the last."""
-    first = bisect.bisect_left(all_steps, start_step)
-    last = bisect.bisect_right(all_steps, end_step)
-    in_range = all_steps[first:last]
-    if len(in_range) <= max_results:
-        return set(in_range)
-    stride = len(in_range) / max_results
-    return {in_range[int(i * stride)] for i in range(max_results)} | {in_range[-1]}
 
 
 def dataset_summaries(experiment_ids: list[int]) -> list[dict]:

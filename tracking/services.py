@@ -1,5 +1,6 @@
 """Writes for experiments, runs and what is logged to them; each runs inside the request's transaction."""
 
+import json
 import math
 import time
 import uuid
@@ -341,6 +342,37 @@ def _tags_upsert(run_id: str, tags: list[dict]) -> None:
     run_name = next((t["value"] for t in reversed(tags) if t["key"] == RUN_NAME_TAG), None)
     if run_name is not None:
         Run.objects.filter(pk=run_id).update(name=run_name)
+
+
+LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+LOG_MODEL_REQUIRED_FIELDS = ("artifact_path", "flavors", "utc_time_created", "run_id")
+
+
+def run_log_model(*, run_id: str, model_json: str) -> None:
+    """2.x clients' log_model: the model's MLmodel dict joins the run's `mlflow.log-model.history` tag."""
+    try:
+        model = json.loads(model_json)
+    except ValueError:
+        raise MlflowError.invalid(f"Malformed model info. \n {model_json} \n is not a valid JSON.") from None
+    if not isinstance(model, dict):
+        raise MlflowError.invalid(f"Malformed model info. \n {model_json} \n is not a JSON object.")
+    missing = sorted(set(LOG_MODEL_REQUIRED_FIELDS) - set(model))
+    if missing:
+        raise MlflowError.invalid(f"Model json is missing mandatory fields: {missing}")
+    active_run_for_update(run_id)
+    logged = RunTag.objects.filter(run_id=run_id, key=LOG_MODEL_HISTORY_TAG).values_list("value", flat=True).first()
+    history = json.loads(logged) if logged else []
+    history.append(model)
+    value = json.dumps(history)
+    while len(value) > validation.MAX_RUN_TAG_VALUE_LENGTH and len(history) > 1:
+        history.pop(0)  # the tag must stay valid JSON: drop the oldest entries rather than cut the text
+        value = json.dumps(history)
+    if len(value) > validation.MAX_RUN_TAG_VALUE_LENGTH:
+        raise MlflowError.invalid(
+            f"Model json is {len(value)} characters long; the run tag holding it is limited to "
+            f"{validation.MAX_RUN_TAG_VALUE_LENGTH}."
+        )
+    _tags_upsert(run_id, [{"key": LOG_MODEL_HISTORY_TAG, "value": value}])
 
 
 def run_log_inputs(*, run_id: str, datasets: list[dict], models: list[dict]) -> None:

@@ -145,6 +145,11 @@ def log_batch(request, data):
     return {}
 
 
+def log_model(request, data):
+    services.run_log_model(run_id=data["run_id"], model_json=data["model_json"])
+    return {}
+
+
 def log_inputs(request, data):
     services.run_log_inputs(run_id=data["run_id"], datasets=data["datasets"], models=data["models"])
     return {}

@@ -1,5 +1,8 @@
 """Experiments through the REST API: lifecycle, tags, validation and search_experiments (spec §2.1, §3, §4)."""
 
+import base64
+import json
+
 import pytest
 
 from tracking.models import Experiment
@@ -83,9 +86,12 @@ def test_get_by_name(api):
     assert message == "Could not find experiment with name 'x'"
 
 
-def test_get_by_name_is_case_sensitive(api):
-    create(api, "CaseName")
+def test_names_are_case_sensitive(api):
+    upper = create(api, "CaseName")
     _fails(api, "GET", f"{API}/get-by-name", {"experiment_name": "casename"}, 404, "RESOURCE_DOES_NOT_EXIST")
+    lower = create(api, "casename")
+    found = api.call("GetExperimentByName", "GET", f"{API}/get-by-name", {"experiment_name": "CaseName"})
+    assert found["experiment"]["experiment_id"] == upper != lower
 
 
 def test_get_missing_experiment(api):
@@ -163,6 +169,13 @@ def test_set_and_delete_experiment_tag(api, experiment_id):
     assert get(api, experiment_id)["tags"] == [{"key": "k", "value": "v2"}]
     api.call("DeleteExperimentTag", "POST", f"{API}/delete-experiment-tag", {"experiment_id": experiment_id, "key": "k"})
     assert "tags" not in get(api, experiment_id)
+
+
+@pytest.mark.parametrize("body", [{"value": ""}, {}])
+def test_experiment_tag_value_may_be_empty(api, experiment_id, body):
+    # MLflow's schema for SetExperimentTag checks `value` only for its type: "" (or absent) is a valid value
+    api.call("SetExperimentTag", "POST", f"{API}/set-experiment-tag", {"experiment_id": experiment_id, "key": "k", **body})
+    assert get(api, experiment_id)["tags"] == [{"key": "k", "value": ""}]
 
 
 def test_delete_missing_experiment_tag_is_404(api, experiment_id):
@@ -376,6 +389,9 @@ def test_search_pagination(api):
         assert pages < 10
     assert pages == 3
     assert sorted(seen) == sorted(ids) and len(seen) == 5
+    # the token is MLflow's own: base64 of {"offset": N}, so it stays valid across servers
+    first = search(api, filter="name LIKE 'page-%'", max_results=2)
+    assert json.loads(base64.b64decode(first["next_page_token"])) == {"offset": 2}
     # exactly one full page: no token either
     exact = search(api, filter="name LIKE 'page-%'", max_results=5)
     assert len(exact["experiments"]) == 5 and "next_page_token" not in exact

@@ -233,6 +233,24 @@ def test_empty_tag_value_is_allowed(api, run_id):
     assert tags_of(get_run(api, run_id))["empty"] == ""
 
 
+# --- values the database cannot hold ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, body", [
+    ("create", {"run_name": "n" * 300}),
+    ("create", {"user_id": "u" * 300}),
+    ("update", {"run_name": "n" * 300}),
+    ("set-tag", {"key": "mlflow.runName", "value": "n" * 300}),
+    ("log-batch", {"metrics": [{"key": "m", "value": 1, "timestamp": 1, "model_id": "m-" + "x" * 100}]}),
+], ids=["create-run_name", "create-user_id", "update-run_name", "set-tag-runName", "log-batch-model_id"])
+def test_values_too_long_for_a_column_are_a_400_not_a_500(api, experiment_id, run_id, path, body):
+    # MLflow's session maker turns SQLAlchemy errors into BAD_REQUEST (400); a 500 is retried by the client
+    ref = {"experiment_id": experiment_id} if path == "create" else {"run_id": run_id}
+    response = api.request("POST", f"{RUNS}/{path}", {**ref, **body})
+    assert response.status_code == 400, response.content
+    assert response.json()["error_code"] in ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
+
+
 # --- params --------------------------------------------------------------------------------------------
 
 
@@ -336,6 +354,19 @@ def test_log_metric_required_fields(api, run_id, body, missing):
     assert f"'{missing}'" in message
 
 
+@pytest.mark.parametrize("lists, path", [
+    ({"metrics": [{"key": "m", "value": 1}]}, "metrics[0].timestamp"),
+    ({"metrics": [{"key": "m", "value": 1, "timestamp": 1}, {"value": 1, "timestamp": 1}]}, "metrics[1].key"),
+    ({"params": [{"value": "v"}]}, "params[0].key"),
+    ({"tags": [{"key": "", "value": "v"}]}, "tags[0].key"),
+])
+def test_log_batch_names_the_missing_nested_field(api, run_id, lists, path):
+    message = fails(api, "POST", f"{RUNS}/log-batch", {"run_id": run_id, **lists})
+    assert message == (
+        f"Missing value for required parameter '{path}'. See the API docs for more information about request parameters."
+    )
+
+
 # --- log-batch -----------------------------------------------------------------------------------------
 
 
@@ -359,7 +390,8 @@ def metric(i):
 
 
 @pytest.mark.parametrize("lists, fragment", [
-    ({"metrics": [metric(i) for i in range(1001)]}, "A batch logging request can contain at most 1000 metrics. Got 1001 metrics."),
+    ({"metrics": [metric(i) for i in range(1001)]},
+     "A batch logging request can contain at most 1000 metrics. Got 1001 metrics."),
     ({"params": [{"key": f"p{i}", "value": "v"} for i in range(101)]}, "at most 100 params. Got 101 params."),
     ({"tags": [{"key": f"t{i}", "value": "v"} for i in range(101)]}, "at most 100 tags. Got 101 tags."),
     ({"metrics": [metric(i) for i in range(1000)], "params": [{"key": "p", "value": "v"}]},
@@ -559,6 +591,15 @@ def test_bulk_interval_sampling_keeps_first_and_last_steps(api, run_id):
     assert steps[0] == 0 and steps[-1] == 199
     assert steps == sorted(set(steps))
     assert 10 <= len(steps) <= 12
+
+
+def test_bulk_interval_is_bounded_when_many_values_share_a_step(api, run_id):
+    # log_metric without a step puts every value at step 0; MLflow (>= 3.17) samples rows, not steps,
+    # so a UI chart request never returns more than max_results points per run
+    log_batch(api, run_id, metrics=[{"key": "h", "value": i, "timestamp": i, "step": 0} for i in range(1000)])
+    points = bulk_interval(api, [run_id], max_results=10)["metrics"]
+    assert len(points) <= 10
+    assert points[0]["timestamp"] == 0 and points[-1]["timestamp"] == 999
 
 
 def test_bulk_interval_step_range(api, run_id):

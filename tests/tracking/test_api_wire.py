@@ -393,3 +393,33 @@ def test_responses_use_snake_case_and_numbers_for_int64(api, experiment_id):
     assert isinstance(raw["start_time"], int)
     assert isinstance(raw["experiment_id"], str)
     assert raw["status"] == "RUNNING"
+
+
+# --- ParseDict details --------------------------------------------------------------------------------
+
+
+def test_lower_camel_case_field_names_are_accepted(api, experiment_id):
+    # protobuf's ParseDict accepts a field's JSON name (lowerCamelCase) as well as its proto name
+    body = {"experimentId": experiment_id, "runName": "camel", "startTime": "42"}
+    run = api.call("CreateRun", "POST", "/api/2.0/mlflow/runs/create", body)["run"]
+    assert run["info"]["experiment_id"] == experiment_id
+    assert run["info"]["run_name"] == "camel"
+    assert run["info"]["start_time"] == 42
+
+
+def test_a_field_spelled_both_ways_is_refused(api, experiment_id):
+    body = {"experiment_id": experiment_id, "experimentId": "0"}
+    message = error(api.request("POST", "/api/2.0/mlflow/runs/create", body), 400)
+    assert message == "Request specifies both 'experiment_id' and 'experimentId'; provide only one of them."
+
+
+@pytest.mark.parametrize("path, body", [
+    ("runs/create", {"start_time": 2**63}),
+    ("runs/create", {"start_time": str(-(2**63) - 1)}),
+    ("runs/log-metric", {"key": "m", "value": 1, "timestamp": 2**64}),
+    ("runs/log-metric", {"key": "m", "value": 1, "timestamp": 1, "step": 2**63}),
+    ("runs/update", {"end_time": 2**63}),
+])
+def test_int64_out_of_range_is_a_400(api, run_id, experiment_id, path, body):
+    ref = {"experiment_id": experiment_id} if path == "runs/create" else {"run_id": run_id}
+    error(api.request("POST", f"/api/2.0/mlflow/{path}", {**ref, **body}), 400)
