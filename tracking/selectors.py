@@ -104,11 +104,9 @@ def experiment_get_by_name(name: str) -> dict:
     return experiment_get(experiment_id)
 
 
-def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int, token: str | None,
-                       readable=None) -> tuple[list[dict], str | None]:
+def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int,
+                       token: str | None) -> tuple[list[dict], str | None]:
     query = Experiment.objects.filter(lifecycle_stage__in=VIEW_STAGES[view_type or "ACTIVE_ONLY"])
-    if readable is not None:
-        query = query.filter(readable)
     for clause in search.parse_filter(filter_string, search.EXPERIMENTS):
         query = query.filter(_experiment_clause_q(clause))
     ordering = [
@@ -157,10 +155,8 @@ def run_info_get(run_id: str) -> dict:
 
 
 def runs_search(*, experiment_ids: list[int], filter_string: str, run_view_type: str, max_results: int,
-                order_by: list[str], token: str | None, readable=None) -> tuple[list[dict], str | None]:
+                order_by: list[str], token: str | None) -> tuple[list[dict], str | None]:
     query = Run.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage__in=VIEW_STAGES[run_view_type])
-    if readable is not None:
-        query = query.filter(readable)
     for clause in search.parse_filter(filter_string, search.RUNS):
         query = query.filter(_run_clause_q(clause))
     query, ordering = _run_ordering(query, search.parse_order_by(order_by, search.RUNS))
