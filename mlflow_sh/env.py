@@ -60,7 +60,8 @@ def database_from_uri(uri: str, *, variable: str, base_dir: Path) -> dict:
             port = parts.port
         except ValueError:
             raise ImproperlyConfigured(f"{variable} has an invalid port.") from None
-        options = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        options: dict = {"server_side_binding": True}  # parameters travel apart from SQL: no quoting of big arrays
+        options.update(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(database),

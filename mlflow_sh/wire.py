@@ -1,9 +1,12 @@
 """MLflow's wire format: request fields decoded like protobuf ParseDict, responses rendered as MLflow JSON."""
 
 import base64
+import functools
 import json
 import math
 from dataclasses import dataclass, field
+
+import orjson
 
 from rest_framework.renderers import BaseRenderer
 
@@ -152,6 +155,7 @@ class Obj(Field):
         return parse_fields(self.fields, value, prefix=f"{name}.")
 
 
+@functools.cache
 def camel_case(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
@@ -234,7 +238,7 @@ class MlflowJSONRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        return json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
+        return orjson.dumps(data)  # NaN never reaches here: payloads write it as "NaN", as MLflow does
 
 
 # --- page tokens --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def test_postgres_uris_as_mlflow_users_write_them(scheme):
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
         "u", "p@ss", "db.example", "6543", "mlflow")
-    assert config["OPTIONS"] == {"sslmode": "require"}
+    assert config["OPTIONS"] == {"server_side_binding": True, "sslmode": "require"}
 
 
 def test_sqlite_paths_relative_and_absolute():

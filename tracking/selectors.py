@@ -6,6 +6,7 @@ from django.db.models.functions import Greatest, Mod, RowNumber
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import offset_from_token, page_token
 from tracking import payloads, search
+from tracking.lookups import Values
 from tracking.models import (
     ACTIVE,
     DELETED,
@@ -224,7 +225,7 @@ def metric_history(*, run_id: str, key: str, max_results: int | None, token: str
 
 def metric_history_bulk(*, run_ids: list[str], key: str, max_results: int) -> list[dict]:
     rows = (
-        Metric.objects.filter(run_id__in=run_ids, key=key)
+        Metric.objects.filter(run_id__any=Values(run_ids), key=key)
         .order_by("run_id", *HISTORY_ORDER).values_list("run_id", *METRIC_POINT_COLUMNS)[:max_results]
     )
     return [{**payloads.metric_point(*row[1:]), "run_id": row[0]} for row in rows]
@@ -236,7 +237,7 @@ def metric_history_bulk_interval(*, run_ids: list[str], key: str, start_step: in
 
     Sampling rows rather than steps keeps the answer bounded when many points share a step.
     """
-    points = Metric.objects.filter(run_id__in=run_ids, key=key)
+    points = Metric.objects.filter(run_id__any=Values(run_ids), key=key)
     if start_step is not None:
         points = points.filter(step__gte=start_step, step__lte=end_step)
     in_run_order = [F("step").asc(), F("timestamp").asc(), F("value").asc()]

@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from mlflow_sh.errors import MlflowError
 from tracking import validation
+from tracking.bulk import insert_rows
 from tracking.models import (
     ACTIVE,
     DELETED,
@@ -224,7 +225,7 @@ def run_log_batch(*, run_id: str, metrics: list[dict] = (), params: list[dict] =
     if params:
         _params_insert(run_id, params)
     if metrics:
-        Metric.objects.bulk_create([Metric(run_id=run_id, **m) for m in metrics], ignore_conflicts=True)
+        _metrics_insert(run_id, metrics)
         _latest_metrics_upsert(run_id, metrics)
     if tags:
         _tags_upsert(run_id, tags)
@@ -305,29 +306,31 @@ def _params_insert(run_id: str, params: list[dict]) -> None:
     Param.objects.bulk_create([Param(run_id=run_id, **p) for p in params if p["key"] not in logged])
 
 
+METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step", "is_nan", "model_id", "dataset_name", "dataset_digest")
+LATEST_METRIC_COLUMNS = METRIC_COLUMNS[:6]
+
+
+def _metrics_insert(run_id: str, metrics: list[dict]) -> None:
+    rows = [(run_id, *(m[column] for column in METRIC_COLUMNS[1:])) for m in metrics]
+    insert_rows(Metric, METRIC_COLUMNS, rows, on_conflict="ON CONFLICT DO NOTHING")  # identical points: once
+
+
 def _latest_metrics_upsert(run_id: str, metrics: list[dict]) -> None:
-    """One statement: insert each key's newest point, or replace the stored one if this is newer."""
+    """One statement: insert each key's newest point, or replace the stored one if this one is newer."""
     newest: dict[str, dict] = {}
     for m in metrics:
         current = newest.get(m["key"])
         if current is None or _order(m) > _order(current):
             newest[m["key"]] = m
-    table = LatestMetric._meta.db_table
-    columns = ("run_id", "key", "value", "timestamp", "step", "is_nan")
-    rows = [(run_id, m["key"], m["value"], m["timestamp"], m["step"], m["is_nan"]) for m in sorted(newest.values(), key=lambda m: m["key"])]
+    rows = [(run_id, *(m[c] for c in LATEST_METRIC_COLUMNS[1:])) for m in sorted(newest.values(), key=lambda m: m["key"])]
     q = connection.ops.quote_name
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
-    updated = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns[2:])
-    newer = (
-        f"(excluded.{q('step')}, excluded.{q('timestamp')}, excluded.{q('value')}) > "
-        f"({q(table)}.{q('step')}, {q(table)}.{q('timestamp')}, {q(table)}.{q('value')})"
-    )
-    sql = (
-        f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES {placeholders} "
-        f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE {newer}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
+    table = q(LatestMetric._meta.db_table)
+    updated = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in LATEST_METRIC_COLUMNS[2:])
+    newer = ", ".join(f"excluded.{q(c)}" for c in ("step", "timestamp", "value"))
+    stored = ", ".join(f"{table}.{q(c)}" for c in ("step", "timestamp", "value"))
+    insert_rows(LatestMetric, LATEST_METRIC_COLUMNS, rows, on_conflict=(
+        f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE ({newer}) > ({stored})"
+    ))
 
 
 def _order(metric: dict) -> tuple:

@@ -1,5 +1,6 @@
 """MLflow's validation limits (mlflow/utils/validation.py, 3.18), worded as MLflow words them."""
 
+import functools
 import posixpath
 import re
 
@@ -24,6 +25,7 @@ _KEY_PATTERN = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 
 
+@functools.lru_cache(maxsize=4096)  # a batch repeats the same few keys
 def key(name: str, kind: str) -> str:
     """A metric, param or tag key: MLflow's character set, length, and no path tricks."""
     if not _KEY_PATTERN.match(name):
