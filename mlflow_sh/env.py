@@ -85,3 +85,46 @@ def masked_uri(uri: str) -> str:
         return uri
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def artifact_storage(destination: str, *, variable: str, endpoint_url: str, region: str, addressing_style: str,
+                     verify_tls: bool) -> dict:
+    """A STORAGES entry for the artifact root: s3://bucket/prefix through django-storages, else a local folder."""
+    parts = urlsplit(destination)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ImproperlyConfigured(f"{variable} must name a bucket, e.g. s3://mlflow-artifacts.")
+        if addressing_style not in {"auto", "path", "virtual"}:
+            raise ImproperlyConfigured(f"AWS_S3_ADDRESSING_STYLE={addressing_style!r} must be auto, path or virtual.")
+        from botocore.config import Config
+
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": parts.netloc,
+                "location": parts.path.strip("/"),
+                "endpoint_url": endpoint_url or None,
+                "region_name": region or None,
+                "addressing_style": addressing_style,
+                "verify": verify_tls,
+                "file_overwrite": True,  # a PUT replaces the artifact, as MLflow's proxy does
+                "default_acl": None,
+                # An unreachable S3 fails in seconds with a clear error instead of hanging a request.
+                "client_config": Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+                "transfer_config": _streaming_transfer_config(),
+            },
+        }
+    if parts.scheme not in {"", "file"}:
+        raise ImproperlyConfigured(f"{variable} must be a folder or s3://bucket/prefix, not {parts.scheme}://.")
+    location = Path(parts.path if parts.scheme == "file" else destination).expanduser().resolve()
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(location), "allow_overwrite": True},
+    }
+
+
+def _streaming_transfer_config():
+    """Uploads of unknown size buffer one part per thread: 2 x 8 MiB keeps a 1 GiB upload's memory flat."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)

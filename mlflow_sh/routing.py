@@ -4,6 +4,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.db import transaction
+from django.http.response import HttpResponseBase
 from django.urls import path
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -28,6 +30,8 @@ class Rpc:
     prefixes: tuple[str, ...] = ("api/2.0", "ajax-api/2.0")
     max_body_bytes: int | None = None
     body_too_large: str = ""  # MLflow's message for a body over max_body_bytes
+    raw_body: bool = False  # the body is a file for the handler to stream: fields come from the query string
+    atomic: bool = True  # False: no transaction around a long transfer (the handler writes no rows)
 
 
 class RulePermission(BasePermission):
@@ -47,7 +51,8 @@ class RpcView(APIView):
         rpc = self.rpcs[request.method]
         data = self.decode(rpc, request)
         data.update(path_fields)
-        return Response(rpc.handler(request, data))
+        result = rpc.handler(request, data)
+        return result if isinstance(result, HttpResponseBase) else Response(result)
 
     get = post = patch = delete = put = _handle
 
@@ -59,7 +64,7 @@ class RpcView(APIView):
     @staticmethod
     def decode(rpc: Rpc, request) -> dict:
         fields = rpc.fields or {}
-        if request.method not in BODY_METHODS:
+        if request.method not in BODY_METHODS or rpc.raw_body:
             return wire.parse_query(fields, request.query_params)
         if request.method in CONTENT_TYPE_CHECKED:
             wire.check_content_type(request.content_type if request.META.get("CONTENT_TYPE") else None)
@@ -73,11 +78,15 @@ def rpc_urlpatterns(rpcs: list[Rpc]) -> list:
     by_path: dict[str, dict[str, Rpc]] = defaultdict(dict)  # one path may carry several methods
     for rpc in rpcs:
         for prefix in rpc.prefixes:
-            route = f"{prefix}/{rpc.path}"
+            route = f"{prefix}/{rpc.path}" if prefix else rpc.path
             if rpc.method in by_path[route]:
                 raise ValueError(f"{rpc.method} {route} is declared twice")
             by_path[route][rpc.method] = rpc
-    return [
-        path(route, RpcView.as_view(rpcs=by_method), name=f"{route}")
-        for route, by_method in by_path.items()
-    ]
+    return [path(route, _view(by_method)) for route, by_method in by_path.items()]
+
+
+def _view(rpcs_by_method: dict[str, Rpc]):
+    view = RpcView.as_view(rpcs=rpcs_by_method)
+    if not any(rpc.atomic for rpc in rpcs_by_method.values()):
+        view = transaction.non_atomic_requests(view)
+    return view

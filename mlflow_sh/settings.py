@@ -3,7 +3,7 @@
 import secrets
 from pathlib import Path
 
-from mlflow_sh.env import database_from_uri, env_bool, env_int, env_str, masked_uri
+from mlflow_sh.env import artifact_storage, database_from_uri, env_bool, env_int, env_str, masked_uri
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -24,12 +24,32 @@ MLFLOW_WORKERS = env_int("MLFLOW_WORKERS", default=4, minimum=1)
 MLFLOW_BACKEND_STORE_URI = env_str("MLFLOW_BACKEND_STORE_URI", default="sqlite:///data/mlflow.db")
 MLFLOW_BACKEND_STORE_URI_MASKED = masked_uri(MLFLOW_BACKEND_STORE_URI)
 MLFLOW_ARTIFACTS_DESTINATION = env_str("MLFLOW_ARTIFACTS_DESTINATION", default="./data/mlartifacts")
+MLFLOW_S3_ENDPOINT_URL = env_str("MLFLOW_S3_ENDPOINT_URL")
+# Multipart uploads and presigned downloads send clients straight to S3: only when they can reach it.
+MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD = env_bool("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", default=False)
+MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD = env_bool("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", default=False)
+MLFLOW_PRESIGNED_URL_EXPIRATION = env_int("MLFLOW_PRESIGNED_URL_EXPIRATION", default=3600, minimum=60)
+# The UI's upload-artifact route takes small files only, as MLflow's.
+MLFLOW_UI_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 # Experiments get mlflow-artifacts:/<id>, as `mlflow server --serve-artifacts` writes them.
 MLFLOW_DEFAULT_ARTIFACT_ROOT = "mlflow-artifacts:"
 # MLflow 3.18 adds "sqlstate" and "error_class" to error bodies; 2.x and early 3.x did not.
 MLFLOW_ERROR_EXTRA_KEYS = env_bool("MLFLOW_ERROR_EXTRA_KEYS", default=True)
 # Reported by /version (the MLflow release whose REST API this server speaks).
 MLFLOW_COMPATIBLE_VERSION = "3.18.0"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": artifact_storage(
+        MLFLOW_ARTIFACTS_DESTINATION,
+        variable="MLFLOW_ARTIFACTS_DESTINATION",
+        endpoint_url=MLFLOW_S3_ENDPOINT_URL,
+        region=env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION"),
+        addressing_style=env_str("AWS_S3_ADDRESSING_STYLE", default="path" if MLFLOW_S3_ENDPOINT_URL else "auto"),
+        verify_tls=not env_bool("MLFLOW_S3_IGNORE_TLS", default=False),
+    ),
+}
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponse, JsonResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 
 from mlflow_sh.routing import rpc_urlpatterns
 from mlflow_sh.rules import PUBLIC, Rule
@@ -20,6 +21,7 @@ def version(request):
     return HttpResponse(settings.MLFLOW_COMPATIBLE_VERSION, content_type="text/plain")
 
 
+@csrf_exempt  # a POST to an unknown API path is a 404, not a CSRF failure
 def endpoint_not_found(request, exception=None):
     # Flask answers HTML here; JSON carries the same 404 and a code the client understands.
     body = {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No endpoint {request.method} {request.path} on this server."}

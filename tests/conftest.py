@@ -83,3 +83,67 @@ def mlflow_client(live_server, default_experiment, monkeypatch):
     if mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+
+
+# --- artifact stores ------------------------------------------------------------------------------
+
+ARTIFACT_BUCKET = "mlflow-test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint over HTTP: moto's server on a loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint, settings, monkeypatch):
+    """Artifacts in a fresh bucket of the moto server, through the real django-storages code."""
+    import boto3
+
+    from mlflow_sh.env import artifact_storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=ARTIFACT_BUCKET)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": artifact_storage(f"s3://{ARTIFACT_BUCKET}/prefix", variable="MLFLOW_ARTIFACTS_DESTINATION",
+                                      endpoint_url=s3_endpoint, region="us-east-1", addressing_style="path",
+                                      verify_tls=True),
+    }
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACT_BUCKET):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=ARTIFACT_BUCKET, Key=item["Key"])
+    for upload in client.list_multipart_uploads(Bucket=ARTIFACT_BUCKET).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=ARTIFACT_BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    client.delete_bucket(Bucket=ARTIFACT_BUCKET)
+
+
+@pytest.fixture
+def local_store(tmp_path, settings):
+    """Artifacts in a fresh folder."""
+    from mlflow_sh.env import artifact_storage
+
+    root = tmp_path / "mlartifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": artifact_storage(str(root), variable="MLFLOW_ARTIFACTS_DESTINATION", endpoint_url="",
+                                      region="", addressing_style="auto", verify_tls=True),
+    }
+    return root
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request):
+    """Each artifact test once on the local folder and once on S3."""
+    return request.getfixturevalue(f"{request.param}_store")

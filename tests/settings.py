@@ -12,7 +12,7 @@ import socket
 import sys
 import tempfile
 
-from mlflow_sh.env import database_from_uri
+from mlflow_sh.env import artifact_storage, database_from_uri
 from mlflow_sh.settings import *  # noqa: F403
 from mlflow_sh.settings import BASE_DIR
 
@@ -48,4 +48,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads must not keep co
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     sys.exit(f"TEST_BACKEND_STORE_URI must name a PostgreSQL server; {HOW_TO_GET_POSTGRES}")
 MLFLOW_BACKEND_STORE_URI_MASKED = TEST_BACKEND_STORE_URI
+# Artifacts of the suite go to a throwaway folder, never to ./data (tests that need S3 switch to moto).
+_ARTIFACTS = tempfile.mkdtemp(prefix="mlflow-sh-test-artifacts-")
+atexit.register(shutil.rmtree, _ARTIFACTS, ignore_errors=True)
+STORAGES = {**STORAGES, "artifacts": artifact_storage(  # noqa: F405
+    _ARTIFACTS, variable="MLFLOW_ARTIFACTS_DESTINATION", endpoint_url="", region="", addressing_style="auto", verify_tls=True)}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -8,4 +8,4 @@ class TrackingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from tracking import lookups  # noqa: F401  (registers LIKE / ILIKE)
+        from tracking import artifacts, lookups  # noqa: F401  (registers LIKE / ILIKE, and the store reset)

@@ -76,6 +76,9 @@ class Metric(models.Model):
                 fields=["run", "key", "timestamp", "step", "value", "is_nan"], name="metrics_point"
             )
         ]
+        indexes = [  # a logged model's metrics (LoggedModel.data.metrics); most points belong to none
+            models.Index(fields=["model_id", "key"], name="metrics_model", condition=~models.Q(model_id="")),
+        ]
 
 
 class LatestMetric(models.Model):
@@ -170,3 +173,54 @@ class ModelOutput(models.Model):
     class Meta:
         db_table = "model_outputs"
         constraints = [models.UniqueConstraint(fields=["run", "model_id", "step"], name="model_outputs_identity")]
+
+
+LOGGED_MODEL_STATUSES = ["LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY",
+                         "LOGGED_MODEL_UPLOAD_FAILED"]
+
+
+class LoggedModel(models.Model):
+    """An MLflow 3 logged model: what log_model records, with artifacts under its own location."""
+
+    model_id = models.CharField(max_length=64, primary_key=True)  # "m-" + 32 hex
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="logged_models")
+    name = models.CharField(max_length=500)
+    artifact_location = models.CharField(max_length=2048)
+    creation_timestamp_ms = models.BigIntegerField()
+    last_updated_timestamp_ms = models.BigIntegerField()
+    status = models.CharField(max_length=40, default="LOGGED_MODEL_PENDING")
+    status_message = models.TextField(blank=True)
+    lifecycle_stage = models.CharField(max_length=32, choices=LIFECYCLE_STAGES, default=ACTIVE)
+    model_type = models.CharField(max_length=500, blank=True)
+    source_run_id = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        db_table = "logged_models"
+        indexes = [
+            models.Index(fields=["experiment", "lifecycle_stage", "-creation_timestamp_ms", "model_id"],
+                         name="logged_models_search_order"),
+            models.Index(fields=["experiment", "name"], name="logged_models_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.model_id})"
+
+
+class LoggedModelTag(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        db_table = "logged_model_tags"
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="logged_model_tags_key")]
+
+
+class LoggedModelParam(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        db_table = "logged_model_params"
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="logged_model_params_key")]

@@ -12,6 +12,10 @@ from tracking.models import (
     ExperimentTag,
     InputTag,
     LatestMetric,
+    LoggedModel,
+    LoggedModelParam,
+    LoggedModelTag,
+    Metric,
     ModelInput,
     ModelOutput,
     Param,
@@ -151,3 +155,59 @@ def run_outputs(run_ids: list[str]) -> dict[str, dict]:
 
 def metric_point(key: str, value: float, timestamp: int, step: int, is_nan: bool) -> dict:
     return {"key": key, "value": double(value, is_nan), "timestamp": timestamp, "step": step}
+
+
+LOGGED_MODEL_COLUMNS = (
+    "model_id", "experiment_id", "name", "creation_timestamp_ms", "last_updated_timestamp_ms", "artifact_location",
+    "status", "status_message", "model_type", "source_run_id",
+)
+
+
+def logged_models(model_ids: list[str]) -> list[dict]:
+    """Logged models in the given order: 4 queries."""
+    ids = Values(model_ids)
+    rows = {row["model_id"]: row for row in LoggedModel.objects.filter(pk__any=ids).values(*LOGGED_MODEL_COLUMNS)}
+    tags, params, metrics = defaultdict(list), defaultdict(list), defaultdict(list)
+    for model_id, key, value in LoggedModelTag.objects.filter(model_id__any=ids).order_by("key").values_list("model_id", "key", "value"):
+        tags[model_id].append({"key": key, "value": value})
+    for model_id, key, value in LoggedModelParam.objects.filter(model_id__any=ids).order_by("id").values_list("model_id", "key", "value"):
+        params[model_id].append({"key": key, "value": value})
+    for model_id, run_id, key, value, timestamp, step, is_nan, dataset_name, dataset_digest in (
+        Metric.objects.filter(model_id__any=ids).order_by("key", "step", "timestamp")
+        .values_list("model_id", "run_id", "key", "value", "timestamp", "step", "is_nan", "dataset_name", "dataset_digest")
+    ):
+        point = {**metric_point(key, value, timestamp, step, is_nan), "model_id": model_id, "run_id": run_id}
+        if dataset_name:
+            point.update(dataset_name=dataset_name, dataset_digest=dataset_digest)
+        metrics[model_id].append(point)
+    result = []
+    for model_id in model_ids:
+        if model_id not in rows:
+            continue
+        data = {}
+        if params[model_id]:
+            data["params"] = params[model_id]
+        if metrics[model_id]:
+            data["metrics"] = metrics[model_id]
+        result.append({"info": logged_model_info(rows[model_id], tags[model_id]), "data": data})
+    return result
+
+
+def logged_model_info(row: dict, tags: list[dict]) -> dict:
+    info = {
+        "model_id": row["model_id"],
+        "experiment_id": str(row["experiment_id"]),
+        "name": row["name"],
+        "creation_timestamp_ms": row["creation_timestamp_ms"],
+        "last_updated_timestamp_ms": row["last_updated_timestamp_ms"],
+        "artifact_uri": row["artifact_location"],
+        "status": row["status"],
+    }
+    if row["status_message"]:
+        info["status_message"] = row["status_message"]
+    info["model_type"] = row["model_type"]
+    if row["source_run_id"]:
+        info["source_run_id"] = row["source_run_id"]
+    if tags:
+        info["tags"] = tags
+    return info

@@ -2,8 +2,8 @@
 
 from mlflow_sh.routing import Rpc
 from mlflow_sh.rules import PUBLIC, create, delete, read, update
-from mlflow_sh.wire import Double, Int, List, Obj, Str, enum
-from tracking import validation, views
+from mlflow_sh.wire import Bool, Double, Int, List, Obj, Str, enum
+from tracking import artifact_views, validation, views
 
 VIEW_TYPE = enum(ACTIVE_ONLY=1, DELETED_ONLY=2, ALL=3)
 RUN_STATUS = enum(RUNNING=1, SCHEDULED=2, FINISHED=3, FAILED=4, KILLED=5)
@@ -18,6 +18,9 @@ METRIC_FIELDS = {
     "dataset_name": Str(default=""),
     "dataset_digest": Str(default=""),
 }
+PARAMS = List(item=Obj(fields={"key": Str(required=True), "value": Str(default="")}), default=[])
+LOGGED_MODEL_STATUS = enum(LOGGED_MODEL_STATUS_UNSPECIFIED=0, LOGGED_MODEL_PENDING=1, LOGGED_MODEL_READY=2,
+                           LOGGED_MODEL_UPLOAD_FAILED=3)
 RUN_REF = {"run_id": Str(), "run_uuid": Str()}  # either names the run
 EXPERIMENT_ID = {"experiment_id": Str(required=True)}
 SEARCH_PAGE = {"max_results": Int(), "page_token": Str(), "order_by": List(item=Str(), default=[])}
@@ -72,7 +75,7 @@ RPCS = [
         fields={
             "run_id": Str(required=True),
             "metrics": List(item=Obj(fields=METRIC_FIELDS), default=[]),
-            "params": List(item=Obj(fields={"key": Str(required=True), "value": Str(default="")}), default=[]),
+            "params": PARAMS,
             "tags": TAGS,
         },
         max_body_bytes=validation.MAX_BATCH_BYTES,
@@ -104,6 +107,66 @@ RPCS = [
     Rpc("SearchDatasets", "POST", "mlflow/experiments/search-datasets", views.search_datasets,
         read(experiment="experiment_ids"), prefixes=("ajax-api/2.0",),
         fields={"experiment_ids": List(item=Str(), default=[])}),
+    # artifacts: the proxy (paths as the client builds them from mlflow-artifacts: URIs), and by run
+    Rpc("UploadArtifact", "PUT", "mlflow-artifacts/artifacts/<path:artifact_path>", artifact_views.upload_artifact,
+        update(artifact_path="artifact_path"), raw_body=True, atomic=False),
+    Rpc("DownloadArtifact", "GET", "mlflow-artifacts/artifacts/<path:artifact_path>", artifact_views.download_artifact,
+        read(artifact_path="artifact_path"), atomic=False),
+    Rpc("DeleteArtifact", "DELETE", "mlflow-artifacts/artifacts/<path:artifact_path>", artifact_views.delete_artifact,
+        delete(artifact_path="artifact_path"), atomic=False),
+    Rpc("ListArtifacts", "GET", "mlflow-artifacts/artifacts", artifact_views.list_artifacts,
+        read(artifact_path="path"), fields={"path": Str(default="")}, atomic=False),
+    *[
+        Rpc(name, "POST", f"mlflow-artifacts/mpu/{action}/<path:artifact_path>", handler,
+            update(artifact_path="artifact_path"), fields=fields, atomic=False)
+        for name, action, handler, fields in (
+            ("CreateMultipartUpload", "create", artifact_views.create_multipart_upload,
+             {"path": Str(required=True), "num_parts": Int(required=True)}),
+            ("CompleteMultipartUpload", "complete", artifact_views.complete_multipart_upload,
+             {"path": Str(required=True), "upload_id": Str(required=True), "parts": List(default=[], item=Obj(fields={
+                 "part_number": Int(required=True), "etag": Str(required=True), "url": Str(default="")}))}),
+            ("AbortMultipartUpload", "abort", artifact_views.abort_multipart_upload,
+             {"path": Str(required=True), "upload_id": Str(required=True)}),
+        )
+    ],
+    Rpc("GetPresignedDownloadUrl", "GET", "mlflow-artifacts/presigned/<path:artifact_path>",
+        artifact_views.get_presigned_download_url, read(artifact_path="artifact_path"), atomic=False),
+    Rpc("ListRunArtifacts", "GET", "mlflow/artifacts/list", artifact_views.list_run_artifacts, read(run="run_id"),
+        fields={**RUN_REF, "path": Str(default=""), "page_token": Str()}, atomic=False),
+    Rpc("GetRunArtifact", "GET", "get-artifact", artifact_views.get_run_artifact, read(run="run_id"),
+        fields={**RUN_REF, "path": Str(default="")}, prefixes=("",), atomic=False),
+    Rpc("UploadRunArtifact", "POST", "mlflow/upload-artifact", artifact_views.upload_run_artifact, update(run="run_uuid"),
+        fields={**RUN_REF, "path": Str(default="")}, prefixes=("ajax-api/2.0",), raw_body=True, atomic=False),
+    # logged models (MLflow 3)
+    Rpc("CreateLoggedModel", "POST", "mlflow/logged-models", views.create_logged_model, update(experiment="experiment_id"),
+        fields={"experiment_id": Str(required=True), "name": Str(default=""), "model_type": Str(default=""),
+                "source_run_id": Str(default=""), "params": PARAMS, "tags": TAGS}),
+    Rpc("SearchLoggedModels", "POST", "mlflow/logged-models/search", views.search_logged_models,
+        read(experiment="experiment_ids"),
+        fields={"experiment_ids": List(item=Str(), default=[]), "filter": Str(default=""),
+                "datasets": List(default=[], item=Obj(fields={"dataset_name": Str(required=True), "dataset_digest": Str(default="")})),
+                "max_results": Int(bits=32), "page_token": Str(),
+                "order_by": List(default=[], item=Obj(fields={
+                    "field_name": Str(required=True), "ascending": Bool(), "dataset_name": Str(default=""),
+                    "dataset_digest": Str(default="")}))}),
+    Rpc("GetLoggedModel", "GET", "mlflow/logged-models/<str:model_id>", views.get_logged_model,
+        read(logged_model="model_id"), fields={"allow_deleted": Bool(default=False)}),
+    Rpc("FinalizeLoggedModel", "PATCH", "mlflow/logged-models/<str:model_id>", views.finalize_logged_model,
+        update(logged_model="model_id"), fields={"status": LOGGED_MODEL_STATUS}),
+    Rpc("DeleteLoggedModel", "DELETE", "mlflow/logged-models/<str:model_id>", views.delete_logged_model,
+        delete(logged_model="model_id")),
+    Rpc("SetLoggedModelTags", "PATCH", "mlflow/logged-models/<str:model_id>/tags", views.set_logged_model_tags,
+        update(logged_model="model_id"), fields={"tags": TAGS}),
+    Rpc("DeleteLoggedModelTag", "DELETE", "mlflow/logged-models/<str:model_id>/tags/<path:tag_key>",
+        views.delete_logged_model_tag, update(logged_model="model_id")),
+    Rpc("LogLoggedModelParams", "POST", "mlflow/logged-models/<str:model_id>/params", views.log_logged_model_params,
+        update(logged_model="model_id"), fields={"params": PARAMS}),
+    Rpc("ListLoggedModelArtifacts", "GET", "mlflow/logged-models/<str:model_id>/artifacts/directories",
+        artifact_views.list_logged_model_artifacts, read(logged_model="model_id"),
+        fields={"artifact_directory_path": Str(default=""), "page_token": Str()}, atomic=False),
+    Rpc("GetLoggedModelArtifact", "GET", "mlflow/logged-models/<str:model_id>/artifacts/files",
+        artifact_views.get_logged_model_artifact, read(logged_model="model_id"),
+        fields={"artifact_file_path": Str(default="")}, prefixes=("ajax-api/2.0",), atomic=False),
     # capabilities
     Rpc("GetServerInfo", "GET", "mlflow/server-info", views.server_info, PUBLIC, prefixes=("api/3.0", "ajax-api/3.0")),
 ]

@@ -1,4 +1,8 @@
-"""Reads: experiments, runs and metric history; searches compile to one SQL query per page."""
+"""Reads: experiments, runs, metric history and logged models; searches compile to one SQL query per page."""
+
+import base64
+import hashlib
+import json
 
 from django.db.models import Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value, When, Window
 from django.db.models.functions import Greatest, Mod, RowNumber
@@ -15,6 +19,9 @@ from tracking.models import (
     ExperimentTag,
     InputTag,
     LatestMetric,
+    LoggedModel,
+    LoggedModelParam,
+    LoggedModelTag,
     Metric,
     Param,
     Run,
@@ -277,3 +284,104 @@ def dataset_summaries(experiment_ids: list[int]) -> list[dict]:
             summary["context"] = context
         summaries.append(summary)
     return summaries
+
+
+# --- logged models ------------------------------------------------------------------------------
+
+LOGGED_MODEL_COLUMNS = {
+    "name": "name", "model_id": "model_id", "model_type": "model_type", "status": "status",
+    "source_run_id": "source_run_id", "creation_timestamp": "creation_timestamp_ms",
+    "last_updated_timestamp": "last_updated_timestamp_ms",
+}
+
+
+def logged_model_not_found(model_id: str) -> MlflowError:
+    return MlflowError.not_found(f"Logged model with ID '{model_id}' not found.")
+
+
+def logged_model_get(model_id: str, *, allow_deleted: bool = False) -> dict:
+    visible = LoggedModel.objects.filter(pk=model_id)
+    if not allow_deleted:
+        visible = visible.filter(lifecycle_stage=ACTIVE)
+    found = payloads.logged_models(list(visible.values_list("pk", flat=True)))
+    if not found:
+        raise logged_model_not_found(model_id)
+    return found[0]
+
+
+def logged_model_artifact_root(model_id: str) -> str:
+    location = LoggedModel.objects.filter(pk=model_id, lifecycle_stage=ACTIVE).values_list("artifact_location", flat=True).first()
+    if location is None:
+        raise logged_model_not_found(model_id)
+    return location
+
+
+def logged_models_search(*, experiment_ids: list[int], filter_string: str, datasets: list[dict],
+                         order_by: list[dict], max_results: int, token: str | None) -> tuple[list[dict], str | None]:
+    """One SQL query per page; the page token is tied to the query it was issued for."""
+    query = LoggedModel.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage=ACTIVE)
+    for i, clause in enumerate(search.parse_filter(filter_string, search.LOGGED_MODELS)):
+        query = _logged_model_clause(query, clause, datasets, alias=f"filter_{i}")
+    ordering = []
+    for i, order in enumerate(order_by):
+        (parsed,) = search.parse_order_by([order["field_name"]], search.LOGGED_MODELS)
+        ascending = order["ascending"] if order["ascending"] is not None else True
+        if parsed.entity == "metric":
+            alias = f"order_{i}"
+            scope = [{"dataset_name": order["dataset_name"], "dataset_digest": order["dataset_digest"]}] if order["dataset_name"] else []
+            query = query.annotate(**{alias: _latest_model_metric(parsed.key, scope)})
+            ordering.append(direction(F(alias), ascending))
+        else:
+            ordering.append(direction(F(LOGGED_MODEL_COLUMNS[parsed.key]), ascending))
+    query = query.order_by(*ordering, F("creation_timestamp_ms").desc(), "model_id")
+    bound_to = _query_fingerprint(experiment_ids, filter_string, datasets, order_by)
+    ids, next_token = page(query.values_list("model_id", flat=True), max_results=max_results,
+                           token=_unbind_token(token, bound_to))
+    return payloads.logged_models(ids), next_token and _bind_token(next_token, bound_to)
+
+
+def _latest_model_metric(key: str, datasets: list[dict]):
+    """The model's newest value of a metric (by step, then time), optionally only for some datasets."""
+    points = Metric.objects.filter(model_id=OuterRef("pk"), key=key, is_nan=False)
+    if datasets:
+        scope = Q()
+        for dataset in datasets:
+            scope |= Q(dataset_name=dataset["dataset_name"], **(
+                {"dataset_digest": dataset["dataset_digest"]} if dataset.get("dataset_digest") else {}))
+        points = points.filter(scope)
+    return Subquery(points.order_by("-step", "-timestamp", "-value").values("value")[:1])
+
+
+def _logged_model_clause(query, clause: search.Comparison, datasets: list[dict], *, alias: str):
+    model = OuterRef("pk")
+    if clause.entity == "metric":  # on the latest value, as MLflow compares logged-model metrics
+        query = query.annotate(**{alias: _latest_model_metric(clause.key, datasets)})
+        return query.filter(value_q(alias, clause.op, clause.value))
+    if clause.entity == "param":
+        return query.filter(keyed_q(LoggedModelParam.objects.filter(model=model), clause.key, clause.op, clause.value))
+    if clause.entity == "tag":
+        return query.filter(keyed_q(LoggedModelTag.objects.filter(model=model), clause.key, clause.op, clause.value))
+    return query.filter(value_q(LOGGED_MODEL_COLUMNS[clause.key], clause.op, clause.value))
+
+
+def _query_fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _bind_token(token: str, fingerprint: str) -> str:
+    return base64.b64encode(json.dumps({"offset": offset_from_token(token), "query": fingerprint}).encode()).decode()
+
+
+def _unbind_token(token: str | None, fingerprint: str) -> str | None:
+    if not token:
+        return None
+    try:
+        decoded = json.loads(base64.b64decode(token))
+    except ValueError:
+        raise MlflowError.invalid("Invalid page token, could not base64-decode") from None
+    if not isinstance(decoded, dict) or decoded.get("query") != fingerprint:
+        raise MlflowError.invalid(
+            "The page token was issued for another search: keep experiment_ids, filter, datasets and order_by "
+            "the same across pages."
+        )
+    return page_token(decoded.get("offset", 0))

@@ -20,6 +20,9 @@ from tracking.models import (
     ExperimentTag,
     InputTag,
     LatestMetric,
+    LoggedModel,
+    LoggedModelParam,
+    LoggedModelTag,
     Metric,
     ModelInput,
     ModelOutput,
@@ -28,7 +31,7 @@ from tracking.models import (
     RunTag,
 )
 from tracking.names import random_run_name
-from tracking.selectors import experiment_not_found, run_not_found
+from tracking.selectors import experiment_not_found, logged_model_not_found, run_not_found
 
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -428,4 +431,89 @@ def run_log_outputs(*, run_id: str, models: list[dict]) -> None:
     ModelOutput.objects.bulk_create(
         [ModelOutput(run_id=run_id, model_id=m["model_id"], step=m.get("step") or 0) for m in models],
         ignore_conflicts=True,
+    )
+
+
+# --- logged models (MLflow 3) -----------------------------------------------------------------------
+
+LOGGED_MODEL_NAME_FORBIDDEN = set('/:.%"\'')
+
+
+def logged_model_create(*, experiment_id: int, name: str, model_type: str, source_run_id: str,
+                        params: list[dict], tags: list[dict]) -> str:
+    if name and LOGGED_MODEL_NAME_FORBIDDEN & set(name):
+        raise MlflowError.invalid(
+            f"Invalid model name '{name}'. Names cannot contain the following characters: / : . % \" '"
+        )
+    experiment = Experiment.objects.filter(pk=experiment_id).values("artifact_location", "lifecycle_stage").first()
+    if experiment is None:
+        raise experiment_not_found(experiment_id)
+    if experiment["lifecycle_stage"] != ACTIVE:
+        raise MlflowError.invalid(
+            f"The experiment {experiment_id} must be in the 'active' state. "
+            f"Current state is {experiment['lifecycle_stage']}."
+        )
+    model_id = f"m-{uuid.uuid4().hex}"
+    created = now_ms()
+    model = LoggedModel.objects.create(
+        model_id=model_id, experiment_id=experiment_id, name=name or random_run_name(),
+        artifact_location=append_to_uri(experiment["artifact_location"], "models", model_id, "artifacts"),
+        creation_timestamp_ms=created, last_updated_timestamp_ms=created, status="LOGGED_MODEL_PENDING",
+        model_type=model_type, source_run_id=source_run_id,
+    )
+    _logged_model_tags_upsert(model.pk, tags)
+    _logged_model_params_upsert(model.pk, params)
+    return model_id
+
+
+def _logged_model_for_update(model_id: str) -> None:
+    stage = LoggedModel.objects.select_for_update().filter(pk=model_id).values_list("lifecycle_stage", flat=True).first()
+    if stage != ACTIVE:
+        raise logged_model_not_found(model_id)
+
+
+def logged_model_finalize(*, model_id: str, status: str) -> None:
+    _logged_model_for_update(model_id)
+    LoggedModel.objects.filter(pk=model_id).update(status=status, last_updated_timestamp_ms=now_ms())
+
+
+def logged_model_delete(*, model_id: str) -> None:
+    _logged_model_for_update(model_id)
+    LoggedModel.objects.filter(pk=model_id).update(lifecycle_stage=DELETED, last_updated_timestamp_ms=now_ms())
+
+
+def logged_model_set_tags(*, model_id: str, tags: list[dict]) -> None:
+    _logged_model_for_update(model_id)
+    _logged_model_tags_upsert(model_id, tags)
+    LoggedModel.objects.filter(pk=model_id).update(last_updated_timestamp_ms=now_ms())
+
+
+def logged_model_delete_tag(*, model_id: str, key: str) -> None:
+    _logged_model_for_update(model_id)
+    deleted, _ = LoggedModelTag.objects.filter(model_id=model_id, key=key).delete()
+    if not deleted:
+        raise MlflowError.not_found(f"No tag with key '{key}' found for model with ID '{model_id}'.")
+
+
+def logged_model_log_params(*, model_id: str, params: list[dict]) -> None:
+    _logged_model_for_update(model_id)
+    _logged_model_params_upsert(model_id, params)
+
+
+def _logged_model_tags_upsert(model_id: str, tags: list[dict]) -> None:
+    tags = [{"key": validation.key(t["key"], "tag"), "value": t["value"]} for t in _last_per_key(tags)]
+    LoggedModelTag.objects.bulk_create(
+        [LoggedModelTag(model_id=model_id, **t) for t in tags],
+        update_conflicts=True, unique_fields=["model", "key"], update_fields=["value"],
+    )
+
+
+def _logged_model_params_upsert(model_id: str, params: list[dict]) -> None:
+    params = [
+        {"key": validation.key(p["key"], "param"), "value": validation.truncated(p["value"], validation.MAX_PARAM_VALUE_LENGTH)}
+        for p in _last_per_key(params)
+    ]
+    LoggedModelParam.objects.bulk_create(
+        [LoggedModelParam(model_id=model_id, **p) for p in params],
+        update_conflicts=True, unique_fields=["model", "key"], update_fields=["value"],
     )

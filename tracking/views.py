@@ -1,9 +1,12 @@
 """One handler per tracking RPC: a decoded request dict in, an MLflow response dict out."""
 
 
+from django.conf import settings
+
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import missing_value
 from tracking import payloads, selectors, services, validation
+from tracking.artifacts import artifact_store
 
 MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_BULK_RESULTS = 25000
@@ -247,12 +250,13 @@ def server_info(request, data):
     from mlflow_sh.urls import served_rpc_names  # the route table says what is served
 
     served = served_rpc_names()
+    direct_to_s3 = artifact_store().supports_multipart
     return {
         "store_type": "SqlStore",
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
-        "multipart_uploads_enabled": "CreateMultipartUpload" in served,
-        "multipart_downloads_enabled": False,
+        "multipart_uploads_enabled": direct_to_s3 and settings.MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD,
+        "multipart_downloads_enabled": direct_to_s3 and settings.MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD,
         "artifact_serving_enabled": "UploadArtifact" in served,
         "presigned_upload_run_id_supported": "CreatePresignedUploadUrl" in served,
         "presigned_upload_model_id_supported": "CreatePresignedUploadUrl" in served,
@@ -261,3 +265,58 @@ def server_info(request, data):
         "tracking_auth": "",
         "artifacts_presigned_only": False,
     }
+
+
+# --- logged models (MLflow 3) -----------------------------------------------------------------------
+
+MAX_LOGGED_MODEL_RESULTS = 50000
+
+
+def create_logged_model(request, data):
+    model_id = services.logged_model_create(
+        experiment_id=validation.experiment_id(data["experiment_id"]), name=data["name"], model_type=data["model_type"],
+        source_run_id=data["source_run_id"], params=data["params"], tags=data["tags"],
+    )
+    return {"model": selectors.logged_model_get(model_id)}
+
+
+def get_logged_model(request, data):
+    return {"model": selectors.logged_model_get(data["model_id"], allow_deleted=bool(data["allow_deleted"]))}
+
+
+def finalize_logged_model(request, data):
+    if data["status"] in (None, "LOGGED_MODEL_STATUS_UNSPECIFIED"):
+        raise missing_value("status")
+    services.logged_model_finalize(model_id=data["model_id"], status=data["status"])
+    return {"model": selectors.logged_model_get(data["model_id"])}
+
+
+def delete_logged_model(request, data):
+    services.logged_model_delete(model_id=data["model_id"])
+    return {}
+
+
+def set_logged_model_tags(request, data):
+    services.logged_model_set_tags(model_id=data["model_id"], tags=data["tags"])
+    return {}
+
+
+def delete_logged_model_tag(request, data):
+    services.logged_model_delete_tag(model_id=data["model_id"], key=data["tag_key"])
+    return {}
+
+
+def log_logged_model_params(request, data):
+    services.logged_model_log_params(model_id=data["model_id"], params=data["params"])
+    return {}
+
+
+def search_logged_models(request, data):
+    if not data["experiment_ids"]:
+        raise missing_value("experiment_ids")
+    max_results = selectors.check_max_results(data["max_results"], limit=MAX_LOGGED_MODEL_RESULTS, default=50)
+    models, token = selectors.logged_models_search(
+        experiment_ids=[validation.experiment_id(e) for e in data["experiment_ids"]], filter_string=data["filter"],
+        datasets=data["datasets"], order_by=data["order_by"], max_results=max_results, token=data["page_token"],
+    )
+    return _with_token(_non_empty(models=models), token)
