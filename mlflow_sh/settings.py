@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "mlflow_sh",
     "tracking",
+    "registry",
 ]
 
 MIDDLEWARE = [

@@ -8,9 +8,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from mlflow_sh.routing import rpc_urlpatterns
 from mlflow_sh.rules import PUBLIC, Rule
+from registry.routes import RPCS as REGISTRY_RPCS
 from tracking.routes import RPCS as TRACKING_RPCS
 
-ALL_RPCS = [*TRACKING_RPCS]
+ALL_RPCS = [*TRACKING_RPCS, *REGISTRY_RPCS]
 
 
 def health(request):

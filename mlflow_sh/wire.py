@@ -241,6 +241,17 @@ class MlflowJSONRenderer(BaseRenderer):
         return orjson.dumps(data)  # NaN never reaches here: payloads write it as "NaN", as MLflow does
 
 
+def non_empty(**fields) -> dict:
+    """Empty repeated fields are omitted, as protobuf's JSON has them."""
+    return {name: value for name, value in fields.items() if value}
+
+
+def with_page_token(body: dict, token: str | None) -> dict:
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
 # --- page tokens --------------------------------------------------------------------------------
 
 

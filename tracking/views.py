@@ -4,7 +4,7 @@
 from django.conf import settings
 
 from mlflow_sh.errors import MlflowError
-from mlflow_sh.wire import missing_value
+from mlflow_sh.wire import missing_value, non_empty, with_page_token
 from tracking import payloads, selectors, services, validation
 from tracking.artifacts import artifact_store
 
@@ -19,17 +19,6 @@ def _run_id(data: dict) -> str:
     if not run_id:
         raise missing_value("run_id")
     return run_id
-
-
-def _with_token(body: dict, token: str | None) -> dict:
-    if token:
-        body["next_page_token"] = token
-    return body
-
-
-def _non_empty(**fields) -> dict:
-    """Empty repeated fields are omitted, as protobuf's JSON has them."""
-    return {name: value for name, value in fields.items() if value}
 
 
 # --- experiments --------------------------------------------------------------------------------
@@ -56,7 +45,7 @@ def search_experiments(request, data):
         view_type=data["view_type"] or "ACTIVE_ONLY", filter_string=data["filter"], order_by=data["order_by"],
         max_results=max_results, token=data["page_token"],
     )
-    return _with_token(_non_empty(experiments=experiments), token)
+    return with_page_token(non_empty(experiments=experiments), token)
 
 
 def update_experiment(request, data):
@@ -175,7 +164,7 @@ def search_runs(request, data):
         order_by=data["order_by"],
         token=data["page_token"],
     )
-    return _with_token(_non_empty(runs=runs), token)
+    return with_page_token(non_empty(runs=runs), token)
 
 
 # --- metric history -----------------------------------------------------------------------------
@@ -188,7 +177,7 @@ def get_metric_history(request, data):
     metrics, token = selectors.metric_history(
         run_id=_run_id(data), key=data["metric_key"], max_results=max_results, token=data["page_token"]
     )
-    return _with_token(_non_empty(metrics=metrics), token)
+    return with_page_token(non_empty(metrics=metrics), token)
 
 
 def get_metric_history_bulk(request, data):
@@ -226,7 +215,7 @@ def get_metric_history_bulk_interval(request, data):
     metrics = selectors.metric_history_bulk_interval(
         run_ids=run_ids, key=data["metric_key"], start_step=start_step, end_step=end_step, max_results=max_results
     )
-    return _non_empty(metrics=metrics)
+    return non_empty(metrics=metrics)
 
 
 def search_datasets(request, data):
@@ -239,7 +228,7 @@ def search_datasets(request, data):
             f"Received {len(experiment_ids)} experiment_ids."
         )
     summaries = selectors.dataset_summaries([validation.experiment_id(e) for e in experiment_ids])
-    return _non_empty(dataset_summaries=summaries)
+    return non_empty(dataset_summaries=summaries)
 
 
 # --- server ----------------------------------------------------------------------------------------
@@ -319,4 +308,4 @@ def search_logged_models(request, data):
         experiment_ids=[validation.experiment_id(e) for e in data["experiment_ids"]], filter_string=data["filter"],
         datasets=data["datasets"], order_by=data["order_by"], max_results=max_results, token=data["page_token"],
     )
-    return _with_token(_non_empty(models=models), token)
+    return with_page_token(non_empty(models=models), token)

@@ -1,0 +1,284 @@
+"""Registry writes; each runs inside the request's transaction."""
+
+import json
+import re
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from mlflow_sh.errors import MlflowError
+from registry.models import (
+    DELETED_STAGE,
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelAlias,
+    RegisteredModelTag,
+)
+from registry.selectors import PROMPT_TAG, canonical_stage, model_not_found, model_version_pk, registered_model_pk, version_number
+from tracking import validation
+from tracking.artifacts import safe_path
+from tracking.models import LoggedModel, LoggedModelTag, Run
+from tracking.services import now_ms
+
+MAX_TAG_VALUE_LENGTH = 100_000
+PROMPT_SOURCES = {"dummy-source", "prompt-template"}  # placeholders the 3.x client and store write for prompts
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions registered from it
+ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
+RESERVED_ALIAS = re.compile(r"^v\d+$")
+
+
+def _model_name(name: str) -> str:
+    if not name or not name.strip():
+        raise MlflowError.invalid("Registered model name cannot be empty.")
+    if "/" in name or ":" in name:
+        raise MlflowError.invalid(f"Invalid name: '{name}'. Registered model name cannot contain '/' or ':'.")
+    return name
+
+
+def _tag(key: str, value: str) -> dict:
+    validation.key(key, "tag")
+    if len(value) > MAX_TAG_VALUE_LENGTH:
+        raise MlflowError.invalid(
+            f"Tag '{key}' had value length {len(value)}, which exceeds the limit of {MAX_TAG_VALUE_LENGTH}."
+        )
+    return {"key": key, "value": value}
+
+
+def _locked_model(name: str) -> RegisteredModel:
+    """The model's row, locked: version numbers and aliases change one request at a time."""
+    model = RegisteredModel.objects.select_for_update().filter(name=name).first()
+    if model is None:
+        raise model_not_found(name)
+    return model
+
+
+def _touch(model_pk: int, when: int) -> None:
+    RegisteredModel.objects.filter(pk=model_pk).update(last_updated_timestamp=when)
+
+
+# --- registered models --------------------------------------------------------------------------
+
+
+def registered_model_create(*, name: str, tags: list[dict], description: str | None) -> None:
+    tags = [_tag(t["key"], t["value"]) for t in tags]
+    created = now_ms()
+    try:
+        with transaction.atomic():  # a savepoint: the duplicate is answered, not left to poison the request
+            model = RegisteredModel.objects.create(
+                name=_model_name(name), creation_timestamp=created, last_updated_timestamp=created,
+                description=description or None,
+            )
+    except IntegrityError:
+        raise MlflowError.exists(f"Registered Model (name={name}) already exists.") from None
+    RegisteredModelTag.objects.bulk_create(
+        [RegisteredModelTag(registered_model=model, **t) for t in {t["key"]: t for t in tags}.values()]
+    )
+
+
+def registered_model_rename(*, name: str, new_name: str) -> None:
+    model = _locked_model(name)
+    _model_name(new_name)
+    try:
+        with transaction.atomic():
+            RegisteredModel.objects.filter(pk=model.pk).update(name=new_name, last_updated_timestamp=now_ms())
+    except IntegrityError:
+        raise MlflowError.exists(f"Registered Model (name={new_name}) already exists.") from None
+
+
+def registered_model_update(*, name: str, description: str | None) -> None:
+    model = _locked_model(name)
+    if description is not None:
+        RegisteredModel.objects.filter(pk=model.pk).update(description=description, last_updated_timestamp=now_ms())
+
+
+def registered_model_delete(*, name: str) -> None:
+    _locked_model(name).delete()
+
+
+def registered_model_set_tag(*, name: str, key: str, value: str) -> None:
+    model = _locked_model(name)
+    tag = _tag(key, value)
+    RegisteredModelTag.objects.bulk_create(
+        [RegisteredModelTag(registered_model=model, **tag)],
+        update_conflicts=True, unique_fields=["registered_model", "key"], update_fields=["value"],
+    )
+
+
+def registered_model_delete_tag(*, name: str, key: str) -> None:
+    RegisteredModelTag.objects.filter(registered_model_id=registered_model_pk(name), key=key).delete()
+
+
+# --- model versions -----------------------------------------------------------------------------
+
+
+def model_version_create(*, name: str, source: str, run_id: str, tags: list[dict], run_link: str,
+                         description: str, model_id: str) -> int:
+    """A new version (number = highest ever + 1, never reused), READY at once; returns its pk."""
+    tags = [_tag(t["key"], t["value"]) for t in tags]
+    model = _locked_model(name)
+    if source in PROMPT_SOURCES and _is_prompt(model.pk):
+        storage_location, run_id = source, run_id or None  # a prompt's text lives in its tags, not in files
+    else:
+        storage_location, run_id = _resolve_source(source, run_id=run_id or None, model_id=model_id or None)
+    highest = ModelVersion.objects.filter(registered_model=model).aggregate(highest=Max("version"))["highest"] or 0
+    created = now_ms()
+    version = ModelVersion.objects.create(
+        registered_model=model, version=highest + 1, creation_timestamp=created, last_updated_timestamp=created,
+        description=description or "", current_stage="None", source=source, storage_location=storage_location,
+        run_id=run_id, run_link=run_link or "", model_id=model_id or None, status="READY",
+    )
+    ModelVersionTag.objects.bulk_create(
+        [ModelVersionTag(model_version=version, **t) for t in {t["key"]: t for t in tags}.values()]
+    )
+    _touch(model.pk, created)
+    if model_id:
+        _note_registration(model_id, name, version.version)
+    return version.pk
+
+
+def _is_prompt(model_pk: int) -> bool:
+    return RegisteredModelTag.objects.filter(registered_model_id=model_pk, key=PROMPT_TAG, value__iexact="true").exists()
+
+
+def _resolve_source(source: str, *, run_id: str | None, model_id: str | None) -> tuple[str, str | None]:
+    """Where the files of a new version are, and its run; sources that could reach other files are refused."""
+    invalid = MlflowError.invalid(
+        f"Invalid model version source: '{source}'. To use a local path as a model version source, the run_id "
+        "request parameter has to be specified and the local path has to be contained within the artifact "
+        "directory of the run specified by the run_id."
+    )
+    parts = urlsplit(source)
+    try:
+        safe_path(parts.path.lstrip("/") if parts.scheme else source.lstrip("/"))
+    except MlflowError:
+        raise invalid from None
+    head, _, rest = source.partition(":")[2].lstrip("/").partition("/")  # runs:/<head>/<rest>, models:/<head>/<rest>
+    if parts.scheme == "runs":
+        source_run, relative = head, rest
+        if run_id and run_id != source_run:
+            raise MlflowError.invalid(f"The run_id '{run_id}' does not match the run of the source '{source}'.")
+        artifact_uri = Run.objects.filter(pk=source_run).values_list("artifact_uri", flat=True).first()
+        if artifact_uri is None:
+            raise MlflowError.not_found(f"Run with id={source_run} not found")
+        return "/".join(p for p in (artifact_uri.rstrip("/"), relative) if p), source_run
+    if parts.scheme == "models":
+        target = head
+        if target.startswith("m-"):
+            if model_id and model_id != target:
+                raise MlflowError.invalid(f"The model_id '{model_id}' does not match the source '{source}'.")
+            logged = LoggedModel.objects.filter(pk=target).values("artifact_location", "source_run_id").first()
+            if logged is None:
+                raise MlflowError.not_found(f"Logged model with ID '{target}' not found.")
+            return logged["artifact_location"], run_id or logged["source_run_id"] or None
+        location = ModelVersion.objects.filter(pk=model_version_pk(head, rest)).values_list("storage_location", flat=True).get()
+        return location, run_id
+    if parts.scheme in {"", "file"}:
+        raise invalid  # a path on this server's disk is never a model source
+    if run_id and parts.scheme == "mlflow-artifacts":
+        artifact_uri = Run.objects.filter(pk=run_id).values_list("artifact_uri", flat=True).first()
+        roots = [artifact_uri] if artifact_uri else []
+        if model_id:
+            roots += LoggedModel.objects.filter(pk=model_id).values_list("artifact_location", flat=True)
+        if not any(source == root or source.startswith(root.rstrip("/") + "/") for root in roots):
+            raise invalid
+    return source, run_id
+
+
+def _note_registration(model_id: str, name: str, version: int) -> None:
+    """Appends {"name", "version"} to the logged model's mlflow.modelVersions tag, as MLflow does."""
+    current = LoggedModelTag.objects.filter(model_id=model_id, key=MODEL_VERSIONS_TAG).values_list("value", flat=True).first()
+    registrations = json.loads(current) if current else []
+    registrations.append({"name": name, "version": version})
+    LoggedModelTag.objects.bulk_create(
+        [LoggedModelTag(model_id=model_id, key=MODEL_VERSIONS_TAG, value=json.dumps(registrations))],
+        update_conflicts=True, unique_fields=["model", "key"], update_fields=["value"],
+    )
+
+
+def _locked_version(name: str, version) -> ModelVersion:
+    model = _locked_model(name)
+    number = version_number(version)
+    found = ModelVersion.objects.filter(registered_model=model, version=number).exclude(current_stage=DELETED_STAGE).first()
+    if found is None:
+        raise MlflowError.not_found(f"Model Version (name={name}, version={number}) not found")
+    return found
+
+
+def model_version_update(*, name: str, version, description: str | None) -> None:
+    found = _locked_version(name, version)
+    if description is not None:
+        now = now_ms()
+        ModelVersion.objects.filter(pk=found.pk).update(description=description, last_updated_timestamp=now)
+        _touch(found.registered_model_id, now)
+
+
+def model_version_transition(*, name: str, version, stage: str, archive_existing_versions: bool) -> None:
+    found = _locked_version(name, version)
+    stage = canonical_stage(stage)
+    if archive_existing_versions and stage not in {"Staging", "Production"}:
+        raise MlflowError.invalid(
+            f"Model version transition cannot archive existing model versions because '{stage}' is not an "
+            "Active stage. Valid stages are Staging and Production."
+        )
+    now = now_ms()
+    if archive_existing_versions:
+        ModelVersion.objects.filter(registered_model_id=found.registered_model_id, current_stage=stage).exclude(
+            pk=found.pk).update(current_stage="Archived", last_updated_timestamp=now)
+    ModelVersion.objects.filter(pk=found.pk).update(current_stage=stage, last_updated_timestamp=now)
+    _touch(found.registered_model_id, now)
+
+
+def model_version_delete(*, name: str, version) -> None:
+    """Soft: the number stays taken; the files' location and run are forgotten; its aliases go."""
+    found = _locked_version(name, version)
+    now = now_ms()
+    ModelVersion.objects.filter(pk=found.pk).update(
+        current_stage=DELETED_STAGE, source="REDACTED-SOURCE-PATH", storage_location="REDACTED-SOURCE-PATH",
+        run_id=None, run_link="", last_updated_timestamp=now,
+    )
+    RegisteredModelAlias.objects.filter(registered_model_id=found.registered_model_id, version=found.version).delete()
+    _touch(found.registered_model_id, now)
+
+
+def model_version_set_tag(*, name: str, version, key: str, value: str) -> None:
+    found = _locked_version(name, version)
+    tag = _tag(key, value)
+    ModelVersionTag.objects.bulk_create(
+        [ModelVersionTag(model_version=found, **tag)],
+        update_conflicts=True, unique_fields=["model_version", "key"], update_fields=["value"],
+    )
+
+
+def model_version_delete_tag(*, name: str, version, key: str) -> None:
+    found = _locked_version(name, version)
+    ModelVersionTag.objects.filter(model_version=found, key=key).delete()
+
+
+# --- aliases --------------------------------------------------------------------------------------
+
+
+def _alias(alias: str) -> str:
+    if not alias or not ALIAS_PATTERN.match(alias) or len(alias) > 255:
+        raise MlflowError.invalid(
+            f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), and dashes (-), "
+            "and must be 255 characters or fewer."
+        )
+    if alias.lower() == "latest" or RESERVED_ALIAS.match(alias.lower()):
+        raise MlflowError.invalid(
+            f"'{alias}' alias name (case insensitive) is reserved: 'latest' and 'v<number>' name a version already."
+        )
+    return alias
+
+
+def alias_set(*, name: str, alias: str, version) -> None:
+    found = _locked_version(name, version)
+    RegisteredModelAlias.objects.bulk_create(
+        [RegisteredModelAlias(registered_model_id=found.registered_model_id, alias=_alias(alias), version=found.version)],
+        update_conflicts=True, unique_fields=["registered_model", "alias"], update_fields=["version"],
+    )
+
+
+def alias_delete(*, name: str, alias: str) -> None:
+    RegisteredModelAlias.objects.filter(registered_model_id=_locked_model(name).pk, alias=alias).delete()
