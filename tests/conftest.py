@@ -10,9 +10,12 @@ from google.protobuf import json_format
 
 def proto_response_class(rpc_name: str):
     """MLflow's own <Rpc>.Response message, from the installed mlflow package."""
-    from mlflow.protos import service_pb2
+    from mlflow.protos import mlflow_artifacts_pb2, model_registry_pb2, service_pb2
 
-    return getattr(service_pb2, rpc_name).Response
+    for module in (service_pb2, model_registry_pb2, mlflow_artifacts_pb2):
+        if hasattr(module, rpc_name):
+            return getattr(module, rpc_name).Response
+    raise LookupError(f"no MLflow protobuf message for {rpc_name}")
 
 
 def assert_matches_proto(rpc_name: str, body: dict) -> None:
