@@ -37,6 +37,24 @@ def env_int(name: str, *, default: int, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, *, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number of seconds.") from None
+
+
+def cache_from_url(url: str, *, variable: str) -> dict:
+    """Django's cache: Redis when the URL names one (shared by workers and pods), else local memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mlflow-sharinghub"}
+    scheme = urlsplit(url).scheme
+    if scheme in {"redis", "rediss", "unix"}:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise ImproperlyConfigured(f"{variable} must be a redis:// or rediss:// URL, not {scheme or 'nothing'}://.")
+
+
 def database_from_uri(uri: str, *, variable: str, base_dir: Path) -> dict:
     """Django DATABASES["default"] from an MLflow backend-store URI (SQLAlchemy spelling accepted)."""
     parts = urlsplit(uri)

@@ -65,6 +65,14 @@ class MlflowError(Exception):
         return body
 
 
+class HttpAnswer(Exception):
+    """A response given as it is, not as MLflow JSON: 401 and 403 carry text bodies, as in MLflow's auth app."""
+
+    def __init__(self, response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def as_mlflow_error(exc: Exception) -> MlflowError:
     from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
     from django.db import DataError, IntegrityError, OperationalError
@@ -115,6 +123,10 @@ def error_response(err: MlflowError):
 def mlflow_exception_handler(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure leaves as MLflow JSON, and rolls back."""
     from rest_framework.views import set_rollback
+
+    if isinstance(exc, HttpAnswer):
+        set_rollback()
+        return exc.response
     err = as_mlflow_error(exc)
     if err.status >= 500:
         request = context.get("request")

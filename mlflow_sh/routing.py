@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.http.response import HttpResponseBase
 from django.urls import path
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlflow_sh import wire
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.rules import Rule
+from permissions.decisions import authorize
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CONTENT_TYPE_CHECKED = {"POST", "PUT"}  # MLflow checks Content-Type on these only
@@ -34,23 +34,16 @@ class Rpc:
     atomic: bool = True  # False: no transaction around a long transfer (the handler writes no rows)
 
 
-class RulePermission(BasePermission):
-    """Evaluates the route's declared rule. Open mode (no SharingHub or GitLab configured) allows all."""
-
-    def has_permission(self, request, view):
-        return True
-
-
 class RpcView(APIView):
     """Picks the RPC for the method, decodes its fields by MLflow's rules, checks its rule, calls its handler."""
 
     rpcs: dict[str, Rpc] = {}
-    permission_classes = [RulePermission]
 
     def _handle(self, request, **path_fields):
         rpc = self.rpcs[request.method]
         data = self.decode(rpc, request)
         data.update(path_fields)
+        authorize(request, rpc.rule, data)  # 401/403 before the handler runs; searches get their scope
         result = rpc.handler(request, data)
         return result if isinstance(result, HttpResponseBase) else Response(result)
 

@@ -3,7 +3,16 @@
 import secrets
 from pathlib import Path
 
-from mlflow_sh.env import artifact_storage, database_from_uri, env_bool, env_int, env_str, masked_uri
+from mlflow_sh.env import (
+    artifact_storage,
+    cache_from_url,
+    database_from_uri,
+    env_bool,
+    env_float,
+    env_int,
+    env_str,
+    masked_uri,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,6 +60,26 @@ STORAGES = {
     ),
 }
 
+# --- permissions: SharingHub or GitLab decide; neither set is open mode -----------------------
+SHARINGHUB_URL = env_str("SHARINGHUB_URL").rstrip("/")
+GITLAB_URL = env_str("GITLAB_URL").rstrip("/")
+PERMISSION_MODE = "gitlab" if GITLAB_URL else "sharinghub" if SHARINGHUB_URL else "open"
+SHARINGHUB_SESSION_COOKIE = env_str("SHARINGHUB_SESSION_COOKIE", default="sharinghub-session")
+SHARINGHUB_AUTH_DEFAULT_TOKEN = env_bool("SHARINGHUB_AUTH_DEFAULT_TOKEN", default=False)
+SHARINGHUB_AUTH_CACHE_TIMEOUT = env_float("SHARINGHUB_AUTH_CACHE_TIMEOUT", default=60.0)
+SHARINGHUB_STAC_COLLECTION = env_str("SHARINGHUB_STAC_COLLECTION", default="ai-model")
+PROJECT_CACHE_TIMEOUT = env_float("PROJECT_CACHE_TIMEOUT", default=30.0)
+PROJECT_TAG = env_str("PROJECT_TAG", default="project")
+LOGIN_AUTO_REDIRECT = env_bool("LOGIN_AUTO_REDIRECT", default=False)
+GITLAB_MANDATORY_TOPICS = [t.strip() for t in env_str("GITLAB_MANDATORY_TOPICS").split(",") if t.strip()]
+GITLAB_OAUTH_CLIENT_ID = env_str("GITLAB_OAUTH_CLIENT_ID")
+GITLAB_OAUTH_CLIENT_SECRET = env_str("GITLAB_OAUTH_CLIENT_SECRET")
+# Seconds to wait for SharingHub or GitLab: a slow upstream must answer 503, not hold the request.
+PERMISSION_CONNECT_TIMEOUT = env_float("PERMISSION_CONNECT_TIMEOUT", default=3.0)
+PERMISSION_READ_TIMEOUT = env_float("PERMISSION_READ_TIMEOUT", default=10.0)
+
+CACHES = {"default": cache_from_url(env_str("CACHE_URL"), variable="CACHE_URL")}
+
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -63,12 +92,14 @@ INSTALLED_APPS = [
     "mlflow_sh",
     "tracking",
     "registry",
+    "permissions",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "permissions.middleware.ProjectViewMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -7,7 +7,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from mlflow_sh.routing import rpc_urlpatterns
-from mlflow_sh.rules import PUBLIC, Rule
+from mlflow_sh.rules import PUBLIC, STAFF, Rule
 from registry.routes import RPCS as REGISTRY_RPCS
 from tracking.routes import RPCS as TRACKING_RPCS
 
@@ -40,7 +40,7 @@ handler500 = server_error
 OTHER_ROUTE_RULES: dict[str, Rule] = {
     "health": PUBLIC,
     "version": PUBLIC,
-    "admin/": Rule("staff"),
+    "admin/": STAFF,
     "^(?:api|ajax-api)/": PUBLIC,  # answers 404 for any API path the table does not serve
 }
 

@@ -11,6 +11,8 @@ class RegisteredModel(models.Model):
     creation_timestamp = models.BigIntegerField()
     last_updated_timestamp = models.BigIntegerField()
     description = models.TextField(null=True, blank=True)
+    # The GitLab project owning it (mirrored as the PROJECT_TAG tag); permissions filter on this column.
+    project = models.CharField(max_length=1024, null=True, blank=True, db_index=True)
 
     class Meta:
         db_table = "registered_models"

@@ -1,7 +1,7 @@
 """The registry rows of the route table."""
 
 from mlflow_sh.routing import Rpc
-from mlflow_sh.rules import create, delete, read, update
+from mlflow_sh.rules import create, delete, guard, read, update
 from mlflow_sh.wire import Bool, Int, List, Obj, Str
 from registry import views
 from tracking.routes import TAGS
@@ -14,12 +14,12 @@ MODEL = "name"  # the field naming the registered model each rule is about
 RPCS = [
     # registered models
     Rpc("CreateRegisteredModel", "POST", "mlflow/registered-models/create", views.create_registered_model,
-        create(registered_model=MODEL),
+        create(project=MODEL),
         fields={**NAME, "tags": TAGS, "description": Str(), "deployment_job_id": Str(default="")}),
     Rpc("GetRegisteredModel", "GET", "mlflow/registered-models/get", views.get_registered_model,
         read(registered_model=MODEL), fields=NAME),
     Rpc("RenameRegisteredModel", "POST", "mlflow/registered-models/rename", views.rename_registered_model,
-        update(registered_model=MODEL), fields={**NAME, "new_name": Str(default="")}),
+        update(registered_model=MODEL) & guard("suffix:new_name"), fields={**NAME, "new_name": Str(default="")}),
     Rpc("UpdateRegisteredModel", "PATCH", "mlflow/registered-models/update", views.update_registered_model,
         update(registered_model=MODEL), fields={**NAME, "description": Str(), "deployment_job_id": Str(default="")}),
     Rpc("DeleteRegisteredModel", "DELETE", "mlflow/registered-models/delete", views.delete_registered_model,
@@ -35,12 +35,13 @@ RPCS = [
         for method in ("POST", "GET")
     ],
     Rpc("SetRegisteredModelTag", "POST", "mlflow/registered-models/set-tag", views.set_registered_model_tag,
-        update(registered_model=MODEL), fields={**NAME, "key": Str(required=True), "value": Str(default="")}),
+        update(registered_model=MODEL) & guard("project_tag:key"), fields={**NAME, "key": Str(required=True), "value": Str(default="")}),
     Rpc("DeleteRegisteredModelTag", "DELETE", "mlflow/registered-models/delete-tag", views.delete_registered_model_tag,
-        update(registered_model=MODEL), fields={**NAME, "key": Str(required=True)}),
+        update(registered_model=MODEL) & guard("project_tag:key"), fields={**NAME, "key": Str(required=True)}),
     # model versions
     Rpc("CreateModelVersion", "POST", "mlflow/model-versions/create", views.create_model_version,
-        update(registered_model=MODEL),
+        # what it is made from must be readable, and in a project view belong to the same project
+        update(registered_model=MODEL) & read(run="run_id", logged_model="model_id", model_source="source"),
         fields={**NAME, "source": Str(required=True), "run_id": Str(default=""), "tags": TAGS,
                 "run_link": Str(default=""), "description": Str(default=""), "model_id": Str(default="")}),
     Rpc("GetModelVersion", "GET", "mlflow/model-versions/get", views.get_model_version,

@@ -110,9 +110,12 @@ def _prompt_scope(clauses: list[search.Comparison], tag_rows) -> tuple[list[sear
     return rest, scope
 
 
-def registered_models_search(*, filter_string: str, order_by: list[str], max_results: int,
-                             token: str | None) -> tuple[list[dict], str | None]:
+def registered_models_search(*, filter_string: str, order_by: list[str], max_results: int, token: str | None,
+                             projects: list[str] | None = None) -> tuple[list[dict], str | None]:
+    """`projects`: the readable ones (None: no restriction); a condition of the query, before paging."""
     query = RegisteredModel.objects.all()
+    if projects is not None:
+        query = query.filter(project__in=projects)
     clauses, scope = _prompt_scope(search.parse_filter(filter_string, search.REGISTERED_MODELS),
                                    RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")))
     query = query.filter(scope)
@@ -128,9 +131,11 @@ def registered_models_search(*, filter_string: str, order_by: list[str], max_res
     return payloads.registered_models(pks), next_token
 
 
-def model_versions_search(*, filter_string: str, order_by: list[str], max_results: int,
-                          token: str | None) -> tuple[list[dict], str | None]:
+def model_versions_search(*, filter_string: str, order_by: list[str], max_results: int, token: str | None,
+                          projects: list[str] | None = None) -> tuple[list[dict], str | None]:
     query = live_versions()
+    if projects is not None:  # a version belongs to its registered model's project, never its run's
+        query = query.filter(registered_model__project__in=projects)
     clauses, scope = _prompt_scope(search.parse_filter(filter_string, search.MODEL_VERSIONS),
                                    RegisteredModelTag.objects.filter(registered_model=OuterRef("registered_model")))
     query = query.filter(scope)

@@ -4,6 +4,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -61,14 +62,17 @@ def _touch(model_pk: int, when: int) -> None:
 # --- registered models --------------------------------------------------------------------------
 
 
-def registered_model_create(*, name: str, tags: list[dict], description: str | None) -> None:
-    tags = [_tag(t["key"], t["value"]) for t in tags]
+def registered_model_create(*, name: str, tags: list[dict], description: str | None, project: str | None = None) -> None:
+    """A new registered model; in a project view it belongs to that project (column and PROJECT_TAG tag)."""
+    tags = [_tag(t["key"], t["value"]) for t in tags if t["key"] != settings.PROJECT_TAG]
+    if project:
+        tags.append({"key": settings.PROJECT_TAG, "value": project})
     created = now_ms()
     try:
         with transaction.atomic():  # a savepoint: the duplicate is answered, not left to poison the request
             model = RegisteredModel.objects.create(
                 name=_model_name(name), creation_timestamp=created, last_updated_timestamp=created,
-                description=description or None,
+                description=description or None, project=project,
             )
     except IntegrityError:
         raise MlflowError.exists(f"Registered Model (name={name}) already exists.") from None

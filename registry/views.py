@@ -12,7 +12,8 @@ MAX_VERSION_RESULTS = 200_000
 
 
 def create_registered_model(request, data):
-    services.registered_model_create(name=data["name"], tags=data["tags"], description=data["description"])
+    services.registered_model_create(name=data["name"], tags=data["tags"], description=data["description"],
+                                     project=request.project_path)
     return {"registered_model": selectors.registered_model_get(data["name"])}
 
 
@@ -40,7 +41,8 @@ def delete_registered_model(request, data):
 def search_registered_models(request, data):
     max_results = check_max_results(data["max_results"], default=100, limit=MAX_MODEL_RESULTS)
     models, token = selectors.registered_models_search(
-        filter_string=data["filter"], order_by=data["order_by"], max_results=max_results, token=data["page_token"]
+        filter_string=data["filter"], order_by=data["order_by"], max_results=max_results, token=data["page_token"],
+        projects=request.readable_projects,
     )
     return with_page_token(non_empty(registered_models=models), token)
 
@@ -92,7 +94,8 @@ def delete_model_version(request, data):
 def search_model_versions(request, data):
     max_results = check_max_results(data["max_results"], default=MAX_VERSION_RESULTS, limit=MAX_VERSION_RESULTS)
     versions, token = selectors.model_versions_search(
-        filter_string=data["filter"], order_by=data["order_by"], max_results=max_results, token=data["page_token"]
+        filter_string=data["filter"], order_by=data["order_by"], max_results=max_results, token=data["page_token"],
+        projects=request.readable_projects,
     )
     return with_page_token(non_empty(model_versions=versions), token)
 

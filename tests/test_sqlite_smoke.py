@@ -37,11 +37,11 @@ def sqlite_server(tmp_path):
                                   stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        for _ in range(600):
             try:
                 if requests.get(f"{url}/health", timeout=1).text == "OK":
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or busy starting
                 time.sleep(0.1)
         else:
             pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")

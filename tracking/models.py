@@ -14,6 +14,8 @@ class Experiment(models.Model):
     lifecycle_stage = models.CharField(max_length=32, choices=LIFECYCLE_STAGES, default=ACTIVE)
     creation_time = models.BigIntegerField()
     last_update_time = models.BigIntegerField()
+    # The GitLab project owning it (mirrored as the PROJECT_TAG tag); permissions filter on this column.
+    project = models.CharField(max_length=1024, null=True, blank=True, db_index=True)
 
     class Meta:
         db_table = "experiments"

@@ -1,7 +1,7 @@
 """The tracking rows of the route table: path, method, fields, handler and permission rule of each RPC."""
 
 from mlflow_sh.routing import Rpc
-from mlflow_sh.rules import PUBLIC, create, delete, read, update
+from mlflow_sh.rules import PUBLIC, create, delete, guard, read, update
 from mlflow_sh.wire import Bool, Double, Int, List, Obj, Str, enum
 from tracking import artifact_views, validation, views
 
@@ -32,7 +32,7 @@ MODEL_REF = Obj(fields={"model_id": Str(required=True)})
 
 RPCS = [
     # experiments
-    Rpc("CreateExperiment", "POST", "mlflow/experiments/create", views.create_experiment, create(experiment=""),
+    Rpc("CreateExperiment", "POST", "mlflow/experiments/create", views.create_experiment, create(project="name"),
         fields={"name": Str(required=True), "artifact_location": Str(default=""), "tags": TAGS}),
     Rpc("GetExperiment", "GET", "mlflow/experiments/get", views.get_experiment, read(experiment="experiment_id"),
         fields=EXPERIMENT_ID),
@@ -44,16 +44,16 @@ RPCS = [
         for method in ("POST", "GET")
     ],
     Rpc("UpdateExperiment", "POST", "mlflow/experiments/update", views.update_experiment,
-        update(experiment="experiment_id"), fields={**EXPERIMENT_ID, "new_name": Str(required=True)}),
+        update(experiment="experiment_id") & guard("suffix:new_name"), fields={**EXPERIMENT_ID, "new_name": Str(required=True)}),
     Rpc("DeleteExperiment", "POST", "mlflow/experiments/delete", views.delete_experiment,
         delete(experiment="experiment_id"), fields=EXPERIMENT_ID),
     Rpc("RestoreExperiment", "POST", "mlflow/experiments/restore", views.restore_experiment,
         delete(experiment="experiment_id"), fields=EXPERIMENT_ID),
     Rpc("SetExperimentTag", "POST", "mlflow/experiments/set-experiment-tag", views.set_experiment_tag,
-        update(experiment="experiment_id"),
+        update(experiment="experiment_id") & guard("project_tag:key"),
         fields={**EXPERIMENT_ID, "key": Str(required=True), "value": Str(default="")}),
     Rpc("DeleteExperimentTag", "POST", "mlflow/experiments/delete-experiment-tag", views.delete_experiment_tag,
-        update(experiment="experiment_id"), fields={**EXPERIMENT_ID, "key": Str(required=True)}),
+        update(experiment="experiment_id") & guard("project_tag:key"), fields={**EXPERIMENT_ID, "key": Str(required=True)}),
     # runs
     Rpc("CreateRun", "POST", "mlflow/runs/create", views.create_run, update(experiment="experiment_id"),
         fields={"experiment_id": Str(default="0"), "user_id": Str(default=""), "run_name": Str(default=""),

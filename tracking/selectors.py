@@ -113,8 +113,11 @@ def experiment_get_by_name(name: str) -> dict:
 
 
 def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int,
-                       token: str | None) -> tuple[list[dict], str | None]:
+                       token: str | None, projects: list[str] | None = None) -> tuple[list[dict], str | None]:
+    """`projects`: the readable ones (None: no restriction); a condition of the query, before paging."""
     query = Experiment.objects.filter(lifecycle_stage__in=VIEW_STAGES[view_type or "ACTIVE_ONLY"])
+    if projects is not None:
+        query = query.filter(project__in=projects)
     for clause in search.parse_filter(filter_string, search.EXPERIMENTS):
         query = query.filter(_experiment_clause_q(clause))
     ordering = [

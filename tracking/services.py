@@ -47,8 +47,10 @@ def append_to_uri(uri: str, *parts: str) -> str:
 # --- experiments --------------------------------------------------------------------------------
 
 
-def experiment_create(*, name: str, artifact_location: str = "", tags: list[dict] = ()) -> int:
+def experiment_create(*, name: str, artifact_location: str = "", tags: list[dict] = (), project: str | None = None) -> int:
+    """A new experiment; in a project view it belongs to that project (column and PROJECT_TAG tag)."""
     validation.experiment_name(name)
+    tags = [t for t in tags if t["key"] != settings.PROJECT_TAG] + ([{"key": settings.PROJECT_TAG, "value": project}] if project else [])
     validation.artifact_location(artifact_location)
     for tag in tags:
         validation.key(tag["key"], "tag")
@@ -57,7 +59,8 @@ def experiment_create(*, name: str, artifact_location: str = "", tags: list[dict
     try:
         with transaction.atomic():  # a savepoint: a duplicate name must not poison the request's transaction
             experiment = Experiment.objects.create(
-                name=name, artifact_location=artifact_location, creation_time=created, last_update_time=created
+                name=name, artifact_location=artifact_location, creation_time=created, last_update_time=created,
+                project=project,
             )
     except IntegrityError:
         raise MlflowError.exists(f"Experiment(name={name}) already exists.") from None

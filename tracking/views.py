@@ -26,7 +26,8 @@ def _run_id(data: dict) -> str:
 
 def create_experiment(request, data):
     experiment_id = services.experiment_create(
-        name=data["name"], artifact_location=data["artifact_location"] or "", tags=data["tags"] or []
+        name=data["name"], artifact_location=data["artifact_location"] or "", tags=data["tags"] or [],
+        project=request.project_path,
     )
     return {"experiment_id": str(experiment_id)}
 
@@ -43,7 +44,7 @@ def search_experiments(request, data):
     max_results = selectors.check_max_results(data["max_results"], limit=selectors.MAX_SEARCH_RESULTS, default=1000)
     experiments, token = selectors.experiments_search(
         view_type=data["view_type"] or "ACTIVE_ONLY", filter_string=data["filter"], order_by=data["order_by"],
-        max_results=max_results, token=data["page_token"],
+        max_results=max_results, token=data["page_token"], projects=request.readable_projects,
     )
     return with_page_token(non_empty(experiments=experiments), token)
 
