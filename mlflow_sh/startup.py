@@ -8,6 +8,11 @@ logger = logging.getLogger("mlflow_sh")
 
 
 def permission_mode() -> str:
+    if settings.PERMISSION_MODE == "gitlab":
+        return f"GitLab at {settings.GITLAB_URL} (mandatory topics: {', '.join(settings.GITLAB_MANDATORY_TOPICS) or 'none'})"
+    if settings.PERMISSION_MODE == "sharinghub":
+        default = ", default-token mode" if settings.SHARINGHUB_AUTH_DEFAULT_TOKEN else ""
+        return f"SharingHub at {settings.SHARINGHUB_URL} (collection {settings.SHARINGHUB_STAC_COLLECTION}{default})"
     return "open (no SHARINGHUB_URL or GITLAB_URL set: every request is allowed)"
 
 
@@ -15,6 +20,9 @@ def log_configuration() -> None:
     logger.info("database: %s", settings.MLFLOW_BACKEND_STORE_URI_MASKED)
     logger.info("artifact store: %s", settings.MLFLOW_ARTIFACTS_DESTINATION)
     logger.info("permission mode: %s", permission_mode())
+    logger.info("cache: %s", settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1])
+    if settings.PERMISSION_MODE == "open":
+        logger.warning("open mode: anyone who reaches this server can read and change everything.")
     if settings.SECRET_KEY_GENERATED:
         logger.warning("SECRET_KEY is not set: using a random key for this process; set it when running replicas.")
     if settings.DEBUG:

@@ -7,6 +7,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from mlflow_sh.routing import rpc_urlpatterns
+from permissions import views as auth_views
 from mlflow_sh.rules import PUBLIC, STAFF, Rule
 from registry.routes import RPCS as REGISTRY_RPCS
 from tracking.routes import RPCS as TRACKING_RPCS
@@ -41,6 +42,10 @@ OTHER_ROUTE_RULES: dict[str, Rule] = {
     "health": PUBLIC,
     "version": PUBLIC,
     "admin/": STAFF,
+    "auth/": PUBLIC,
+    "auth/login": PUBLIC,
+    "auth/logout": PUBLIC,
+    "auth/authorize": PUBLIC,
     "^(?:api|ajax-api)/": PUBLIC,  # answers 404 for any API path the table does not serve
 }
 
@@ -48,6 +53,10 @@ urlpatterns = [
     path("health", health),
     path("version", version),
     path("admin/", admin.site.urls),
+    path("auth/", auth_views.auth_page),
+    path("auth/login", auth_views.login),
+    path("auth/logout", auth_views.logout),
+    path("auth/authorize", auth_views.authorize),
     *rpc_urlpatterns(ALL_RPCS),
     re_path(r"^(?:api|ajax-api)/", endpoint_not_found),
 ]

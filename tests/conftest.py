@@ -150,3 +150,31 @@ def local_store(tmp_path, settings):
 def any_store(request):
     """Each artifact test once on the local folder and once on S3."""
     return request.getfixturevalue(f"{request.param}_store")
+
+
+# --- permissions ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sharinghub_server():
+    from tests.doubles.sharinghub import SharingHubDouble
+
+    double = SharingHubDouble().start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def sharinghub(sharinghub_server, settings):
+    """SharingHub mode against the double, with a clean slate: no projects, tokens, faults or cached answers."""
+    from django.core.cache import cache
+
+    from tests.doubles.sharinghub import SharingHubState
+
+    sharinghub_server.state = SharingHubState()
+    settings.PERMISSION_MODE = "sharinghub"
+    settings.SHARINGHUB_URL = sharinghub_server.url
+    settings.SHARINGHUB_AUTH_DEFAULT_TOKEN = False
+    cache.clear()
+    yield sharinghub_server
+    cache.clear()

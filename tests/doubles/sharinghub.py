@@ -1,0 +1,177 @@
+"""A SharingHub test double: a real HTTP server on loopback with SharingHub's checker contract.
+
+Serves GET /api/auth/info and GET /api/check/<project>?info=true for configured tokens, session cookies and
+projects, with fault injection (5xx, slow answers, 401, refused connections). Tests drive it from Python;
+a developer can run it by hand and point the server at it:
+
+    python -m tests.doubles.sharinghub --port 8765 --token dev-token=3:team/wine:42
+    SHARINGHUB_URL=http://127.0.0.1:8765 make serve
+"""
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_TOKEN_IDENTITY = "<default-token>"
+
+
+@dataclass
+class Project:
+    project_id: int
+    path: str
+    categories: list[str] = field(default_factory=lambda: ["ai-model"])
+
+
+@dataclass
+class SharingHubState:
+    projects: dict[str, Project] = field(default_factory=dict)
+    levels: dict[tuple[str, str], int] = field(default_factory=dict)  # (identity, project path) -> 0..4
+    tokens: set[str] = field(default_factory=set)
+    cookies: dict[str, str] = field(default_factory=dict)  # session cookie value -> token
+    fault: int | None = None  # answer every request with this status
+    delay: float = 0.0  # seconds to wait before answering
+    calls: list[str] = field(default_factory=list)
+
+
+class SharingHubDouble:
+    cookie_name = "sharinghub-session"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.state = SharingHubState()
+        self.server = ThreadingHTTPServer((host, port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "SharingHubDouble":
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def add_project(self, path: str, project_id: int, categories: list[str] | None = None) -> None:
+        self.state.projects[path] = Project(project_id, path, categories if categories is not None else ["ai-model"])
+
+    def token(self, *, user: str | None = None, project: str | None = None, level: int | None = None) -> str:
+        """A valid token (its own identity), optionally with an access level on a project."""
+        token = user or f"token-{len(self.state.tokens) + 1}"
+        self.state.tokens.add(token)
+        if project is not None and level is not None:
+            self.set_access(token, project, level)
+        return token
+
+    def cookie_for(self, token: str) -> str:
+        cookie = f"cookie-{token}"
+        self.state.cookies[cookie] = token
+        return cookie
+
+    def set_access(self, identity: str, project: str, level: int) -> None:
+        self.state.levels[(identity, project)] = level
+
+    def fail(self, status: int | None) -> None:
+        self.state.fault = status
+
+    def slow(self, seconds: float) -> None:
+        self.state.delay = seconds
+
+    def reset_faults(self) -> None:
+        self.state.fault, self.state.delay = None, 0.0
+
+    # --- the contract ----------------------------------------------------------------------------
+
+    def _identity(self, headers) -> str | None:
+        token = headers.get("X-Gitlab-Token")
+        if token is None:
+            for part in (headers.get("Cookie") or "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == self.cookie_name:
+                    token = self.state.cookies.get(value)
+        if token is None:
+            return DEFAULT_TOKEN_IDENTITY  # SharingHub falls back to its default token
+        return token if token in self.state.tokens else None
+
+    def answer(self, path: str, query: dict, headers) -> tuple[int, dict | None]:
+        self.state.calls.append(path)
+        if self.state.delay:
+            time.sleep(self.state.delay)
+        if self.state.fault is not None:
+            return self.state.fault, {"detail": "injected fault"}
+        identity = self._identity(headers)
+        if path == "/api/auth/info":
+            if identity is None:
+                return 401, {"detail": "Invalid token"}
+            if identity == DEFAULT_TOKEN_IDENTITY:
+                return 401, {"detail": "Not authenticated, but server default token is enabled. Missing user token, "
+                                       "either use login, or pass it as header or query"}
+            return 200, {"access_token": identity}
+        if path.startswith("/api/check/"):
+            if identity is None:
+                return 401, {"detail": "HTTP 401 | POST gitlab/api/graphql: 401 Unauthorized"}
+            project_key = unquote(path[len("/api/check/"):])
+            project = self.state.projects.get(project_key) or next(
+                (p for p in self.state.projects.values() if str(p.project_id) == project_key), None)
+            level = self.state.levels.get((identity, project.path)) if project else None
+            if project is None or not level:
+                return 404, {"detail": "Not Found"}
+            if not project.categories:
+                return 500, {"detail": "Category not found in [...]"}
+            if "info" not in query:
+                return 200, None
+            return 200, {"id": project.project_id, "name": project.path.rsplit("/", 1)[-1], "path": project.path,
+                         "categories": project.categories, "access_level": level}
+        return 404, {"detail": "Not Found"}
+
+    def _handler(self):
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                status, body = double.answer(parts.path, parse_qs(parts.query), self.headers)
+                payload = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Run a SharingHub test double on loopback.")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token", action="append", default=[],
+                        help="TOKEN=LEVEL:PROJECT_PATH:PROJECT_ID (repeatable), e.g. dev=3:team/wine:42")
+    args = parser.parse_args()
+    double = SharingHubDouble(port=args.port)
+    for spec in args.token:
+        token, _, grant = spec.partition("=")
+        level, path, project_id = grant.split(":")
+        double.add_project(path, int(project_id))
+        double.token(user=token, project=path, level=int(level))
+    print(f"SharingHub double on {double.url}; Ctrl-C to stop")
+    try:
+        double.server.serve_forever()
+    except KeyboardInterrupt:
+        double.server.server_close()
+
+
+if __name__ == "__main__":
+    main()
