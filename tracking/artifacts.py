@@ -56,9 +56,9 @@ def store_path_from_uri(uri: str) -> str | None:
     """The store path of an artifact URI this server proxies (mlflow-artifacts:/..., or the older http form)."""
     parts = urlsplit(uri)
     if parts.scheme == "mlflow-artifacts":
-        return safe_path(parts.path)
+        return safe_path(parts.path.lstrip("/"))
     if parts.scheme in {"http", "https"} and ARTIFACTS_URI_ANCHOR in parts.path:
-        return safe_path(parts.path.split(ARTIFACTS_URI_ANCHOR, 1)[1])
+        return safe_path(parts.path.split(ARTIFACTS_URI_ANCHOR, 1)[1].lstrip("/"))
     return None
 
 

@@ -323,8 +323,12 @@ def logged_models_search(*, experiment_ids: list[int], filter_string: str, datas
                          order_by: list[dict], max_results: int, token: str | None) -> tuple[list[dict], str | None]:
     """One SQL query per page; the page token is tied to the query it was issued for."""
     query = LoggedModel.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage=ACTIVE)
-    for i, clause in enumerate(search.parse_filter(filter_string, search.LOGGED_MODELS)):
+    clauses = search.parse_filter(filter_string, search.LOGGED_MODELS)
+    for i, clause in enumerate(clauses):
         query = _logged_model_clause(query, clause, datasets, alias=f"filter_{i}")
+    if datasets and not any(clause.entity == "metric" for clause in clauses):
+        # datasets alone: the models evaluated on them, as MLflow keeps only those
+        query = query.filter(Exists(Metric.objects.filter(_dataset_scope(datasets), model_id=OuterRef("pk"))))
     ordering = []
     for i, order in enumerate(order_by):
         (parsed,) = search.parse_order_by([order["field_name"]], search.LOGGED_MODELS)
@@ -347,12 +351,16 @@ def _latest_model_metric(key: str, datasets: list[dict]):
     """The model's newest value of a metric (by step, then time), optionally only for some datasets."""
     points = Metric.objects.filter(model_id=OuterRef("pk"), key=key, is_nan=False)
     if datasets:
-        scope = Q()
-        for dataset in datasets:
-            scope |= Q(dataset_name=dataset["dataset_name"], **(
-                {"dataset_digest": dataset["dataset_digest"]} if dataset.get("dataset_digest") else {}))
-        points = points.filter(scope)
+        points = points.filter(_dataset_scope(datasets))
     return Subquery(points.order_by("-step", "-timestamp", "-value").values("value")[:1])
+
+
+def _dataset_scope(datasets: list[dict]) -> Q:
+    scope = Q()
+    for dataset in datasets:
+        digest = {"dataset_digest": dataset["dataset_digest"]} if dataset.get("dataset_digest") else {}
+        scope |= Q(dataset_name=dataset["dataset_name"], **digest)
+    return scope
 
 
 def _logged_model_clause(query, clause: search.Comparison, datasets: list[dict], *, alias: str):
