@@ -80,6 +80,18 @@ PERMISSION_READ_TIMEOUT = env_float("PERMISSION_READ_TIMEOUT", default=10.0)
 
 CACHES = {"default": cache_from_url(env_str("CACHE_URL"), variable="CACHE_URL")}
 
+# --- STAC publication: on when STAC_PUBLISH_URL is set ------------------------------------------
+STAC_PUBLISH_URL = env_str("STAC_PUBLISH_URL").rstrip("/")
+STAC_PUBLISH_COLLECTION = env_str("STAC_PUBLISH_COLLECTION", default=SHARINGHUB_STAC_COLLECTION)
+STAC_PUBLISH_AUTH = env_str("STAC_PUBLISH_AUTH", default="none")
+STAC_PUBLISH_AUTH_HEADER = env_str("STAC_PUBLISH_AUTH_HEADER", default="Authorization")
+STAC_PUBLISH_TOKEN = env_str("STAC_PUBLISH_TOKEN")
+STAC_PUBLISH_TIMEOUT = env_float("STAC_PUBLISH_TIMEOUT", default=10.0)
+STAC_PUBLISH_MAX_BACKOFF = env_float("STAC_PUBLISH_MAX_BACKOFF", default=300.0)
+STAC_PUBLISH_ITEM_ID_TEMPLATE = env_str("STAC_PUBLISH_ITEM_ID_TEMPLATE", default="mlflow-{project_id}-{model_slug}-v{version}")
+STAC_PUBLISH_MLM_SCHEMA = env_str("STAC_PUBLISH_MLM_SCHEMA", default="https://stac-extensions.github.io/mlm/v1.5.2/schema.json")
+STAC_PUBLIC_BASE_URL = env_str("STAC_PUBLIC_BASE_URL").rstrip("/")
+
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,6 +105,7 @@ INSTALLED_APPS = [
     "tracking",
     "registry",
     "permissions",
+    "stac_publish",
 ]
 
 MIDDLEWARE = [

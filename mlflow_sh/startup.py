@@ -20,6 +20,10 @@ def log_configuration() -> None:
     logger.info("database: %s", settings.MLFLOW_BACKEND_STORE_URI_MASKED)
     logger.info("artifact store: %s", settings.MLFLOW_ARTIFACTS_DESTINATION)
     logger.info("permission mode: %s", permission_mode())
+    if settings.STAC_PUBLISH_URL:
+        logger.info("STAC publication: %s, collection %s", settings.STAC_PUBLISH_URL, settings.STAC_PUBLISH_COLLECTION)
+    else:
+        logger.info("STAC publication: off (STAC_PUBLISH_URL not set): nothing is recorded or sent")
     logger.info("cache: %s", settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1])
     if settings.PERMISSION_MODE == "open":
         logger.warning("open mode: anyone who reaches this server can read and change everything.")

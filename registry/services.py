@@ -17,6 +17,7 @@ from registry.models import (
     RegisteredModelAlias,
     RegisteredModelTag,
 )
+from registry.signals import model_versions_changed
 from registry.selectors import PROMPT_TAG, canonical_stage, model_not_found, model_version_pk, registered_model_pk, version_number
 from tracking import validation
 from tracking.artifacts import safe_path
@@ -59,6 +60,17 @@ def _touch(model_pk: int, when: int) -> None:
     RegisteredModel.objects.filter(pk=model_pk).update(last_updated_timestamp=when)
 
 
+def _changed(action: str, version_pks) -> None:
+    version_pks = list(version_pks)
+    if version_pks:
+        model_versions_changed.send(sender=ModelVersion, action=action, model_version_ids=version_pks)
+
+
+def _live_version_pks(model_pk: int) -> list[int]:
+    return list(ModelVersion.objects.filter(registered_model_id=model_pk).exclude(current_stage=DELETED_STAGE)
+                .values_list("pk", flat=True))
+
+
 # --- registered models --------------------------------------------------------------------------
 
 
@@ -84,21 +96,27 @@ def registered_model_create(*, name: str, tags: list[dict], description: str | N
 def registered_model_rename(*, name: str, new_name: str) -> None:
     model = _locked_model(name)
     _model_name(new_name)
+    versions = _live_version_pks(model.pk)
+    _changed("delete", versions)  # the versions' published ids contain the name: old ones go, new ones come
     try:
         with transaction.atomic():
             RegisteredModel.objects.filter(pk=model.pk).update(name=new_name, last_updated_timestamp=now_ms())
     except IntegrityError:
         raise MlflowError.exists(f"Registered Model (name={new_name}) already exists.") from None
+    _changed("create", versions)
 
 
 def registered_model_update(*, name: str, description: str | None) -> None:
     model = _locked_model(name)
     if description is not None:
         RegisteredModel.objects.filter(pk=model.pk).update(description=description, last_updated_timestamp=now_ms())
+        _changed("put", _live_version_pks(model.pk))
 
 
 def registered_model_delete(*, name: str) -> None:
-    _locked_model(name).delete()
+    model = _locked_model(name)
+    _changed("delete", _live_version_pks(model.pk))
+    model.delete()
 
 
 def registered_model_set_tag(*, name: str, key: str, value: str) -> None:
@@ -108,10 +126,13 @@ def registered_model_set_tag(*, name: str, key: str, value: str) -> None:
         [RegisteredModelTag(registered_model=model, **tag)],
         update_conflicts=True, unique_fields=["registered_model", "key"], update_fields=["value"],
     )
+    _changed("put", _live_version_pks(model.pk))
 
 
 def registered_model_delete_tag(*, name: str, key: str) -> None:
-    RegisteredModelTag.objects.filter(registered_model_id=registered_model_pk(name), key=key).delete()
+    model = _locked_model(name)
+    if RegisteredModelTag.objects.filter(registered_model=model, key=key).delete()[0]:
+        _changed("put", _live_version_pks(model.pk))
 
 
 # --- model versions -----------------------------------------------------------------------------
@@ -139,6 +160,7 @@ def model_version_create(*, name: str, source: str, run_id: str, tags: list[dict
     _touch(model.pk, created)
     if model_id:
         _note_registration(model_id, name, version.version)
+    _changed("create", [version.pk])
     return version.pk
 
 
@@ -216,6 +238,7 @@ def model_version_update(*, name: str, version, description: str | None) -> None
         now = now_ms()
         ModelVersion.objects.filter(pk=found.pk).update(description=description, last_updated_timestamp=now)
         _touch(found.registered_model_id, now)
+        _changed("put", [found.pk])
 
 
 def model_version_transition(*, name: str, version, stage: str, archive_existing_versions: bool) -> None:
@@ -227,16 +250,20 @@ def model_version_transition(*, name: str, version, stage: str, archive_existing
             "Active stage. Valid stages are Staging and Production."
         )
     now = now_ms()
+    archived = []
     if archive_existing_versions:
-        ModelVersion.objects.filter(registered_model_id=found.registered_model_id, current_stage=stage).exclude(
-            pk=found.pk).update(current_stage="Archived", last_updated_timestamp=now)
+        others = ModelVersion.objects.filter(registered_model_id=found.registered_model_id, current_stage=stage).exclude(pk=found.pk)
+        archived = list(others.values_list("pk", flat=True))
+        others.update(current_stage="Archived", last_updated_timestamp=now)
     ModelVersion.objects.filter(pk=found.pk).update(current_stage=stage, last_updated_timestamp=now)
     _touch(found.registered_model_id, now)
+    _changed("put", [found.pk, *archived])
 
 
 def model_version_delete(*, name: str, version) -> None:
     """Soft: the number stays taken; the files' location and run are forgotten; its aliases go."""
     found = _locked_version(name, version)
+    _changed("delete", [found.pk])
     now = now_ms()
     ModelVersion.objects.filter(pk=found.pk).update(
         current_stage=DELETED_STAGE, source="REDACTED-SOURCE-PATH", storage_location="REDACTED-SOURCE-PATH",
@@ -253,11 +280,13 @@ def model_version_set_tag(*, name: str, version, key: str, value: str) -> None:
         [ModelVersionTag(model_version=found, **tag)],
         update_conflicts=True, unique_fields=["model_version", "key"], update_fields=["value"],
     )
+    _changed("put", [found.pk])
 
 
 def model_version_delete_tag(*, name: str, version, key: str) -> None:
     found = _locked_version(name, version)
-    ModelVersionTag.objects.filter(model_version=found, key=key).delete()
+    if ModelVersionTag.objects.filter(model_version=found, key=key).delete()[0]:
+        _changed("put", [found.pk])
 
 
 # --- aliases --------------------------------------------------------------------------------------
@@ -278,11 +307,24 @@ def _alias(alias: str) -> str:
 
 def alias_set(*, name: str, alias: str, version) -> None:
     found = _locked_version(name, version)
+    previous = _alias_holder(found.registered_model_id, alias)
     RegisteredModelAlias.objects.bulk_create(
         [RegisteredModelAlias(registered_model_id=found.registered_model_id, alias=_alias(alias), version=found.version)],
         update_conflicts=True, unique_fields=["registered_model", "alias"], update_fields=["version"],
     )
+    _changed("put", {found.pk, *previous})  # the version that had the alias, and the one that has it now
 
 
 def alias_delete(*, name: str, alias: str) -> None:
-    RegisteredModelAlias.objects.filter(registered_model_id=_locked_model(name).pk, alias=alias).delete()
+    model = _locked_model(name)
+    holders = _alias_holder(model.pk, alias)
+    RegisteredModelAlias.objects.filter(registered_model=model, alias=alias).delete()
+    _changed("put", holders)
+
+
+def _alias_holder(model_pk: int, alias: str) -> list[int]:
+    number = RegisteredModelAlias.objects.filter(registered_model_id=model_pk, alias=alias).values_list("version", flat=True).first()
+    if number is None:
+        return []
+    return list(ModelVersion.objects.filter(registered_model_id=model_pk, version=number)
+                .exclude(current_stage=DELETED_STAGE).values_list("pk", flat=True))
