@@ -81,6 +81,8 @@ def version_by_alias(name: str, alias: str) -> dict:
     model_pk = registered_model_pk(name)
     if alias.lower() == "latest":
         number = live_versions().filter(registered_model_id=model_pk).order_by("-version").values_list("version", flat=True).first()
+        if number is None:
+            raise MlflowError.not_found(f"Latest version not found for model {name}.")
     else:
         number = RegisteredModelAlias.objects.filter(registered_model_id=model_pk, alias=alias).values_list("version", flat=True).first()
     if number is None:

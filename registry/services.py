@@ -1,6 +1,7 @@
 """Registry writes; each runs inside the request's transaction."""
 
 import json
+import posixpath
 import re
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from registry.models import (
 from registry.signals import model_versions_changed
 from registry.selectors import PROMPT_TAG, canonical_stage, model_not_found, model_version_pk, registered_model_pk, version_number
 from tracking import validation
-from tracking.artifacts import safe_path
+from tracking.artifacts import safe_path, store_path_from_uri
 from tracking.models import LoggedModel, LoggedModelTag, Run
 from tracking.services import now_ms
 
@@ -36,6 +37,9 @@ def _model_name(name: str) -> str:
         raise MlflowError.invalid("Registered model name cannot be empty.")
     if "/" in name or ":" in name:
         raise MlflowError.invalid(f"Invalid name: '{name}'. Registered model name cannot contain '/' or ':'.")
+    normalised = posixpath.normpath(name)
+    if normalised != name or normalised == "." or normalised.startswith(".."):
+        raise MlflowError.invalid(f"Invalid name: '{name}'. Names must not resolve to other paths.")
     return name
 
 
@@ -98,11 +102,13 @@ def registered_model_rename(*, name: str, new_name: str) -> None:
     _model_name(new_name)
     versions = _live_version_pks(model.pk)
     _changed("delete", versions)  # the versions' published ids contain the name: old ones go, new ones come
+    now = now_ms()
     try:
         with transaction.atomic():
-            RegisteredModel.objects.filter(pk=model.pk).update(name=new_name, last_updated_timestamp=now_ms())
+            RegisteredModel.objects.filter(pk=model.pk).update(name=new_name, last_updated_timestamp=now)
     except IntegrityError:
         raise MlflowError.exists(f"Registered Model (name={new_name}) already exists.") from None
+    ModelVersion.objects.filter(registered_model=model).update(last_updated_timestamp=now)  # as the reference does
     _changed("create", versions)
 
 
@@ -144,9 +150,9 @@ def model_version_create(*, name: str, source: str, run_id: str, tags: list[dict
     tags = [_tag(t["key"], t["value"]) for t in tags]
     model = _locked_model(name)
     if source in PROMPT_SOURCES and _is_prompt(model.pk):
-        storage_location, run_id = source, run_id or None  # a prompt's text lives in its tags, not in files
+        storage_location, run_id, model_id = source, run_id or None, model_id or None  # a prompt's text is in tags
     else:
-        storage_location, run_id = _resolve_source(source, run_id=run_id or None, model_id=model_id or None)
+        storage_location, run_id, model_id = _resolve_source(source, run_id=run_id or None, model_id=model_id or None)
     highest = ModelVersion.objects.filter(registered_model=model).aggregate(highest=Max("version"))["highest"] or 0
     created = now_ms()
     version = ModelVersion.objects.create(
@@ -168,48 +174,52 @@ def _is_prompt(model_pk: int) -> bool:
     return RegisteredModelTag.objects.filter(registered_model_id=model_pk, key=PROMPT_TAG, value__iexact="true").exists()
 
 
-def _resolve_source(source: str, *, run_id: str | None, model_id: str | None) -> tuple[str, str | None]:
-    """Where the files of a new version are, and its run; sources that could reach other files are refused."""
+def _resolve_source(source: str, *, run_id: str | None, model_id: str | None) -> tuple[str, str | None, str | None]:
+    """(storage location, run_id, model_id) of a new version; sources that could reach other files are refused."""
     invalid = MlflowError.invalid(
         f"Invalid model version source: '{source}'. To use a local path as a model version source, the run_id "
         "request parameter has to be specified and the local path has to be contained within the artifact "
         "directory of the run specified by the run_id."
     )
     parts = urlsplit(source)
+    path = parts.path.lstrip("/") if parts.scheme else source.lstrip("/")
     try:
-        safe_path(parts.path.lstrip("/") if parts.scheme else source.lstrip("/"))
+        if safe_path(path) != path.rstrip("/"):  # "./", "//" and the like: only one spelling of a path
+            raise invalid
     except MlflowError:
         raise invalid from None
     head, _, rest = source.partition(":")[2].lstrip("/").partition("/")  # runs:/<head>/<rest>, models:/<head>/<rest>
-    if parts.scheme == "runs":
-        source_run, relative = head, rest
-        if run_id and run_id != source_run:
+    if parts.scheme == "runs":  # the reference insists the request names the same run
+        if run_id != head:
             raise MlflowError.invalid(f"The run_id '{run_id}' does not match the run of the source '{source}'.")
-        artifact_uri = Run.objects.filter(pk=source_run).values_list("artifact_uri", flat=True).first()
+        artifact_uri = Run.objects.filter(pk=head).values_list("artifact_uri", flat=True).first()
         if artifact_uri is None:
-            raise MlflowError.not_found(f"Run with id={source_run} not found")
-        return "/".join(p for p in (artifact_uri.rstrip("/"), relative) if p), source_run
-    if parts.scheme == "models":
-        target = head
-        if target.startswith("m-"):
-            if model_id and model_id != target:
-                raise MlflowError.invalid(f"The model_id '{model_id}' does not match the source '{source}'.")
-            logged = LoggedModel.objects.filter(pk=target).values("artifact_location", "source_run_id").first()
-            if logged is None:
-                raise MlflowError.not_found(f"Logged model with ID '{target}' not found.")
-            return logged["artifact_location"], run_id or logged["source_run_id"] or None
-        location = ModelVersion.objects.filter(pk=model_version_pk(head, rest)).values_list("storage_location", flat=True).get()
-        return location, run_id
+            raise MlflowError.not_found(f"Run with id={head} not found")
+        return "/".join(p for p in (artifact_uri.rstrip("/"), rest) if p), head, model_id
+    if parts.scheme == "models" and head.startswith("m-"):
+        if model_id != head:
+            raise MlflowError.invalid(f"The model_id '{model_id}' does not match the source '{source}'.")
+        logged = LoggedModel.objects.filter(pk=head).values("artifact_location", "source_run_id").first()
+        if logged is None:
+            raise MlflowError.not_found(f"Logged model with ID '{head}' not found.")
+        return logged["artifact_location"], run_id or logged["source_run_id"] or None, head
+    if parts.scheme == "models":  # models:/<name>/<version>: the same files, run and logged model
+        origin = ModelVersion.objects.filter(pk=model_version_pk(head, rest)).values(
+            "storage_location", "run_id", "model_id").get()
+        return origin["storage_location"], run_id or origin["run_id"], model_id or origin["model_id"]
     if parts.scheme in {"", "file"}:
         raise invalid  # a path on this server's disk is never a model source
-    if run_id and parts.scheme == "mlflow-artifacts":
-        artifact_uri = Run.objects.filter(pk=run_id).values_list("artifact_uri", flat=True).first()
-        roots = [artifact_uri] if artifact_uri else []
-        if model_id:
-            roots += LoggedModel.objects.filter(pk=model_id).values_list("artifact_location", flat=True)
-        if not any(source == root or source.startswith(root.rstrip("/") + "/") for root in roots):
+    if store_path_from_uri(source) is not None:  # proxied files: only those of the run or logged model named
+        roots = list(Run.objects.filter(pk=run_id).values_list("artifact_uri", flat=True)) if run_id else []
+        roots += LoggedModel.objects.filter(pk=model_id).values_list("artifact_location", flat=True) if model_id else []
+        source_path = store_path_from_uri(source)
+        if not any(_within(source_path, store_path_from_uri(root)) for root in roots):
             raise invalid
-    return source, run_id
+    return source, run_id, model_id
+
+
+def _within(path: str, root: str | None) -> bool:
+    return root is not None and (path == root or path.startswith(root.rstrip("/") + "/"))
 
 
 def _note_registration(model_id: str, name: str, version: int) -> None:
