@@ -22,11 +22,17 @@ logger = logging.getLogger("mlflow_sh.stac_publish")
 RETRYABLE = {408, 429}
 
 
-class Retry(Exception):
+class Failure(Exception):
+    def __init__(self, detail: str, status: int | None = None):
+        super().__init__(detail)
+        self.status = status
+
+
+class Retry(Failure):
     """A failure worth another attempt later (network, 408, 429, 5xx)."""
 
 
-class Refused(Exception):
+class Refused(Failure):
     """A failure no retry will fix (other 4xx): the job fails, visible to operators."""
 
 
@@ -57,15 +63,17 @@ def deliver(job: PublicationJob) -> None:
     try:
         status = _send(job)
         job.state, job.last_status, job.last_error = PublicationJob.DONE, status, ""
+        if job.action != PublicationJob.DELETE:
+            items.clear_problem(job.model_version_id)
         PublicationJob.objects.filter(item_id=job.item_id, id__lt=job.id, state__in=[PublicationJob.HELD, PublicationJob.FAILED]
                                       ).update(state=PublicationJob.DONE, last_error="superseded by a later publication")
     except items.NotPublishable as reason:
         job.state, job.last_error = PublicationJob.HELD, str(reason)
         items.record_problem(job.model_version_id, str(reason))
     except Refused as err:
-        job.state, job.last_error = PublicationJob.FAILED, str(err)
+        job.state, job.last_error, job.last_status = PublicationJob.FAILED, str(err), err.status
     except Retry as err:
-        job.last_error = str(err)
+        job.last_error, job.last_status = str(err), err.status
         job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(job.attempts))
     job.leased_until = None
     job.save()
@@ -121,8 +129,8 @@ def _request(method: str, url: str, *, json=None, ok_if=frozenset(), fallback_on
         return status
     detail = f"{method} {url}: HTTP {status} {response.text[:500]}"
     if status in RETRYABLE or status >= 500:
-        raise Retry(detail)
-    raise Refused(detail)
+        raise Retry(detail, status)
+    raise Refused(detail, status)
 
 
 def run_once() -> int:
