@@ -128,7 +128,8 @@ def artifact_storage(destination: str, *, variable: str, endpoint_url: str, regi
                 "file_overwrite": True,  # a PUT replaces the artifact, as MLflow's proxy does
                 "default_acl": None,
                 # An unreachable S3 fails in seconds with a clear error instead of hanging a request.
-                "client_config": Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+                # read_timeout bounds each socket read, not a whole transfer: long downloads are not cut.
+                "client_config": Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"}),
                 "transfer_config": _streaming_transfer_config(),
             },
         }

@@ -5,6 +5,7 @@ import posixpath
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import missing_value
@@ -15,19 +16,35 @@ MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artif
 
 
 class BodyStream:
-    """The request body as a read-only, non-seekable file, refused past `limit` bytes if one is given."""
+    """The request body as a read-only, non-seekable file.
+
+    It refuses a body that ends before its Content-Length (a cut connection must not store half a file),
+    reads a chunked body to its end when the server says it is complete (gunicorn's wsgi.input_terminated),
+    and refuses past `limit` bytes if one is given.
+    """
 
     closed = False
 
     def __init__(self, request, limit: int | None = None):
-        self.request, self.remaining = request._request, limit
+        environ = request._request.META
+        length = environ.get("CONTENT_LENGTH")
+        self.expected = int(length) if length else None
+        if self.expected is None and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            if not environ.get("wsgi.input_terminated"):
+                raise MlflowError("A chunked upload needs a server that ends the body: send Content-Length.",
+                                  "BAD_REQUEST", status=411)
+            self.stream = environ["wsgi.input"]
+        else:
+            self.stream = request._request  # Django's stream, bounded by Content-Length
+        self.received, self.limit = 0, limit
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self.request.read(size)
-        if self.remaining is not None:
-            self.remaining -= len(chunk)
-            if self.remaining < 0:
-                raise MlflowError.invalid("Artifact size is too large. Max size is 10MB.")
+        chunk = self.stream.read(size)
+        self.received += len(chunk)
+        if self.limit is not None and self.received > self.limit:
+            raise MlflowError.invalid("Artifact size is too large. Max size is 10MB.")
+        if not chunk and self.expected is not None and self.received < self.expected:
+            raise MlflowError.invalid(f"The upload ended after {self.received} of {self.expected} bytes.")
         return chunk
 
     def readable(self) -> bool:
@@ -47,8 +64,7 @@ def download_response(path: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(download.chunks, content_type=content_type or "application/octet-stream")
     if download.size is not None:
         response["Content-Length"] = str(download.size)
-    filename = posixpath.basename(path).replace('"', "")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, posixpath.basename(path))
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -84,7 +100,7 @@ def _multipart_store():
 
 def _multipart_target(data) -> str:
     # Before 3.18 clients sent the whole local path of the file: only its name counts.
-    return safe_path(join(data["artifact_path"], posixpath.basename(data["path"])))
+    return safe_path(join(safe_path(data["artifact_path"]), posixpath.basename(data["path"])))
 
 
 def create_multipart_upload(request, data):

@@ -107,7 +107,10 @@ class LocalArtifactStore:
         target = self._resolve(path)
         if target == self.root or target.is_dir():
             raise MlflowError.invalid(f"Cannot write a file over the directory '{path}'.")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise MlflowError.invalid(f"Cannot write '{path}': a file stands where a folder is needed.") from None
         self._resolve(path)  # the folders just made may not have moved it, but a racing symlink could
         handle, partial = tempfile.mkstemp(dir=target.parent, prefix=UPLOAD_PREFIX)
         try:
@@ -187,9 +190,19 @@ class S3ArtifactStore:
             self.storage.save(path, File(stream, name=posixpath.basename(path)))
 
     def open(self, path: str) -> Download:
-        with s3_errors(path):
-            response = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+        try:
+            with s3_errors(path):
+                response = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+        except MlflowError as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST" and self._is_folder(path):
+                raise MlflowError.invalid(f"The artifact '{path}' is a directory.") from None
+            raise
         return Download(chunks=response["Body"].iter_chunks(CHUNK_BYTES), size=response.get("ContentLength"))
+
+    def _is_folder(self, path: str) -> bool:
+        with s3_errors(path):
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(path) + "/", MaxKeys=1)
+        return bool(page.get("KeyCount"))
 
     def listdir(self, path: str) -> list[FileInfo]:
         prefix = join(self.key(path)) + "/" if join(self.key(path)) else ""
@@ -252,8 +265,11 @@ class S3ArtifactStore:
 
     def presigned_download(self, path: str) -> dict:
         key = self.key(path)
-        with s3_errors(path):
-            size = self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        with s3_errors(path):  # a listing, not head_object: its errors say "no such bucket", not a bare 404
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+            if not found or found[0]["Key"] != key:
+                raise not_found(path)
+            size = found[0]["Size"]
             url = self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=settings.MLFLOW_PRESIGNED_URL_EXPIRATION
             )
