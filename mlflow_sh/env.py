@@ -45,6 +45,27 @@ def env_float(name: str, *, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number of seconds.") from None
 
 
+def env_bbox(name: str) -> list[float] | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        west, south, east, north = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be four numbers: west,south,east,north.") from None
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a bounding box in degrees (west,south,east,north).")
+    return [west, south, east, north]
+
+
+def bbox_polygon(bbox: list[float] | None) -> dict | None:
+    if bbox is None:
+        return None
+    west, south, east, north = bbox
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
 def cache_from_url(url: str, *, variable: str) -> dict:
     """Django's cache: Redis when the URL names one (shared by workers and pods), else local memory."""
     if not url:

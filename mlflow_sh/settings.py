@@ -7,6 +7,8 @@ from mlflow_sh.env import (
     artifact_storage,
     cache_from_url,
     database_from_uri,
+    bbox_polygon,
+    env_bbox,
     env_bool,
     env_float,
     env_int,
@@ -91,6 +93,9 @@ STAC_PUBLISH_MAX_BACKOFF = env_float("STAC_PUBLISH_MAX_BACKOFF", default=300.0)
 STAC_PUBLISH_ITEM_ID_TEMPLATE = env_str("STAC_PUBLISH_ITEM_ID_TEMPLATE", default="mlflow-{project_id}-{model_slug}-v{version}")
 STAC_PUBLISH_MLM_SCHEMA = env_str("STAC_PUBLISH_MLM_SCHEMA", default="https://stac-extensions.github.io/mlm/v1.5.2/schema.json")
 STAC_PUBLIC_BASE_URL = env_str("STAC_PUBLIC_BASE_URL").rstrip("/")
+# A model has no footprint; targets that require one (pgstac) get this bbox, e.g. "-180,-90,180,90".
+STAC_PUBLISH_BBOX = env_bbox("STAC_PUBLISH_BBOX")
+STAC_PUBLISH_GEOMETRY = bbox_polygon(STAC_PUBLISH_BBOX)
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -100,6 +100,8 @@ def registered_model_create(*, name: str, tags: list[dict], description: str | N
 def registered_model_rename(*, name: str, new_name: str) -> None:
     model = _locked_model(name)
     _model_name(new_name)
+    if new_name == name:
+        return
     versions = _live_version_pks(model.pk)
     _changed("delete", versions)  # the versions' published ids contain the name: old ones go, new ones come
     now = now_ms()

@@ -203,7 +203,8 @@ class _Builder:
             model_asset["file:size"] = model_size
         extensions = [settings.STAC_PUBLISH_MLM_SCHEMA] + ([FILE_SCHEMA] if model_size is not None else [])
 
-        item = pystac.Item(id=self.item_id, geometry=None, bbox=None, datetime=created, properties=properties,
+        geometry, bbox = settings.STAC_PUBLISH_GEOMETRY, settings.STAC_PUBLISH_BBOX  # some targets (pgstac) need one
+        item = pystac.Item(id=self.item_id, geometry=geometry, bbox=bbox, datetime=created, properties=properties,
                            stac_extensions=extensions, collection=settings.STAC_PUBLISH_COLLECTION)
         item.add_link(pystac.Link("mlflow:tracking-uri", self.tracking_uri, title="MLflow - Tracking URI"))
         item.add_link(pystac.Link(

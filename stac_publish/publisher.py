@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from stac_publish import items
+from stac_publish.eligibility import publishable_item_ids
 from stac_publish.models import PublicationJob
 
 logger = logging.getLogger("mlflow_sh.stac_publish")
@@ -32,13 +33,18 @@ class Retry(Failure):
     """A failure worth another attempt later (network, 408, 429, 5xx)."""
 
 
+class TimedOut(Retry):
+    """No answer in time: the target may still apply the request later, out of order."""
+
+
 class Refused(Failure):
     """A failure no retry will fix (other 4xx): the job fails, visible to operators."""
 
 
-def claim_next_job() -> PublicationJob | None:
-    """The oldest due job whose item has no older pending job, leased to this worker."""
+def claim_next_job(due_by=None) -> PublicationJob | None:
+    """The oldest job due by then (default now) whose item has no older pending job, leased to this worker."""
     now = timezone.now()
+    due_by = due_by or now
     # Held and failed jobs do not block: a later job sends the item's current state anyway.
     older_unfinished = PublicationJob.objects.filter(
         item_id=OuterRef("item_id"), id__lt=OuterRef("id"), state=PublicationJob.PENDING
@@ -46,7 +52,7 @@ def claim_next_job() -> PublicationJob | None:
     with transaction.atomic():
         job = (
             PublicationJob.objects.select_for_update(skip_locked=True)
-            .filter(state=PublicationJob.PENDING, next_attempt_at__lte=now)
+            .filter(state=PublicationJob.PENDING, next_attempt_at__lte=due_by)
             .exclude(leased_until__gt=now)
             .exclude(Exists(older_unfinished))
             .order_by("id").first()
@@ -75,10 +81,22 @@ def deliver(job: PublicationJob) -> None:
     except Retry as err:
         job.last_error, job.last_status = str(err), err.status
         job.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(job.attempts))
+        if isinstance(err, TimedOut):
+            _check_again_later(job)
     job.leased_until = None
     job.save()
     logger.info("stac %s %s: %s (attempt %d)%s", job.action, job.item_id, job.state, job.attempts,
                 f": {job.last_error}" if job.last_error else "")
+
+
+def _check_again_later(job: PublicationJob) -> None:
+    """A request that timed out may land after a newer one: resend the item's current state once it has."""
+    publishable = publishable_item_ids([job.model_version_id]) if job.model_version_id else {}
+    action = PublicationJob.PUT if publishable.get(job.model_version_id) == job.item_id else PublicationJob.DELETE
+    PublicationJob.objects.create(
+        model_version_id=job.model_version_id, item_id=job.item_id, action=action,
+        next_attempt_at=timezone.now() + timedelta(seconds=3 * settings.STAC_PUBLISH_TIMEOUT),
+    )
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -110,7 +128,7 @@ def _item_url(item_id: str) -> str:
     return f"{_collection_url()}/{item_id}"
 
 
-def _headers() -> dict:
+def auth_headers() -> dict:
     headers = {"Accept": "application/geo+json, application/json"}
     if settings.STAC_PUBLISH_AUTH == "bearer":
         headers["Authorization"] = f"Bearer {settings.STAC_PUBLISH_TOKEN}"
@@ -121,7 +139,9 @@ def _headers() -> dict:
 
 def _request(method: str, url: str, *, json=None, ok_if=frozenset(), fallback_on=frozenset()) -> int:
     try:
-        response = requests.request(method, url, json=json, headers=_headers(), timeout=settings.STAC_PUBLISH_TIMEOUT)
+        response = requests.request(method, url, json=json, headers=auth_headers(), timeout=settings.STAC_PUBLISH_TIMEOUT)
+    except requests.Timeout:
+        raise TimedOut(f"{method} {url}: no answer within {settings.STAC_PUBLISH_TIMEOUT} s") from None
     except requests.RequestException as err:
         raise Retry(f"{method} {url}: {type(err).__name__}") from None
     status = response.status_code
@@ -134,9 +154,9 @@ def _request(method: str, url: str, *, json=None, ok_if=frozenset(), fallback_on
 
 
 def run_once() -> int:
-    """Delivers every due job; returns how many attempts were made."""
-    attempts = 0
-    while (job := claim_next_job()) is not None:
+    """Delivers every job due when it starts (retries scheduled meanwhile wait for the next pass)."""
+    started, attempts = timezone.now(), 0
+    while (job := claim_next_job(due_by=started)) is not None:
         deliver(job)
         attempts += 1
     return attempts

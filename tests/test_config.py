@@ -58,3 +58,15 @@ def test_a_wrong_value_stops_the_server_with_one_line():
 def test_every_command_has_help():
     result = subprocess.run([sys.executable, "manage.py", "serve", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and "MLFLOW_PORT" in result.stdout
+
+
+def test_stac_bbox_becomes_a_polygon(monkeypatch):
+    from mlflow_sh.env import bbox_polygon, env_bbox
+
+    monkeypatch.setenv("STAC_PUBLISH_BBOX", "-180,-90,180,90")
+    bbox = env_bbox("STAC_PUBLISH_BBOX")
+    assert bbox == [-180.0, -90.0, 180.0, 90.0]
+    assert bbox_polygon(bbox)["coordinates"][0][0] == [-180.0, -90.0]
+    monkeypatch.setenv("STAC_PUBLISH_BBOX", "1,2,3")
+    with pytest.raises(ImproperlyConfigured, match="STAC_PUBLISH_BBOX"):
+        env_bbox("STAC_PUBLISH_BBOX")

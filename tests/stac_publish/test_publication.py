@@ -244,6 +244,24 @@ def test_a_slow_api_times_out_and_the_item_still_lands_once(stac, registry, sett
     assert_catalogue(stac, {item_id_of(MODEL, 1): v1, item_id_of(MODEL, 2): v2})
 
 
+def test_a_put_applied_after_its_timeout_does_not_leave_a_stale_item(stac, registry, settings):
+    """A server finishes a request whose client gave up: the late PUT must not have the last word."""
+    (v1,) = registry.register()
+    drain()
+    settings.STAC_PUBLISH_TIMEOUT = 0.3
+    stac.slow(0.9, 1, methods="PUT")  # this PUT is applied 0.9 s after it was sent
+    registry.call("UpdateModelVersion", "PATCH", "mlflow/model-versions/update",
+                  {"name": MODEL, "version": "1", "description": "old"})
+    drain()  # PUT(old) times out, is sent again and lands
+    registry.call("UpdateModelVersion", "PATCH", "mlflow/model-versions/update",
+                  {"name": MODEL, "version": "1", "description": "latest"})
+    drain()  # PUT(latest) lands ... and then the first PUT(old) is applied
+    stac.wait_idle()
+    drain()
+    found = assert_catalogue(stac, {item_id_of(MODEL, 1): v1})
+    assert found[item_id_of(MODEL, 1)]["properties"]["description"] == "latest"
+
+
 def test_409_on_create_falls_back_to_put(stac, registry):
     stale = {"type": "Feature", "stac_version": "1.0.0", "id": item_id_of(MODEL, 1), "geometry": None,
              "properties": {"datetime": "2020-01-01T00:00:00Z", "title": "stale"}, "links": [], "assets": {}}

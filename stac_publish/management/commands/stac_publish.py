@@ -2,6 +2,8 @@
 
 import time
 
+import requests
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Min
@@ -32,6 +34,7 @@ class Command(BaseCommand):
         if backfill:
             queued = self.backfill()
             self.stdout.write(f"queued {queued} versions")
+        self.check_collection()
         self.stdout.write(f"publishing to {settings.STAC_PUBLISH_URL} collection {settings.STAC_PUBLISH_COLLECTION}")
         while True:
             attempts = publisher.run_once()
@@ -40,6 +43,17 @@ class Command(BaseCommand):
                 return
             if not attempts:
                 time.sleep(poll)
+
+    def check_collection(self) -> None:
+        """A missing collection is a configuration error, not an outage to wait out (pgstac answers it with 500s)."""
+        url = f"{settings.STAC_PUBLISH_URL}/collections/{settings.STAC_PUBLISH_COLLECTION}"
+        try:
+            response = requests.get(url, headers=publisher.auth_headers(), timeout=settings.STAC_PUBLISH_TIMEOUT)
+        except requests.RequestException as err:
+            self.stderr.write(f"the STAC API is not reachable yet ({type(err).__name__}); jobs wait for it")
+            return
+        if response.status_code == 404:
+            raise CommandError(f"collection {settings.STAC_PUBLISH_COLLECTION} does not exist at {settings.STAC_PUBLISH_URL}")
 
     def backfill(self) -> int:
         now = timezone.now()
