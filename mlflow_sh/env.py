@@ -164,7 +164,10 @@ def artifact_storage(destination: str, *, variable: str, endpoint_url: str, regi
 
 
 def _streaming_transfer_config():
-    """Uploads of unknown size buffer one part per thread: 2 x 8 MiB keeps a 1 GiB upload's memory flat."""
+    """A request body cannot seek, so s3transfer holds its parts in memory: at most 2 queued parts of 8 MiB
+    (its default of 10 made a 1 GiB upload grow the worker by ~100 MiB), sent by 2 threads."""
     from boto3.s3.transfer import TransferConfig
 
-    return TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+    config = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+    config.max_in_memory_upload_chunks = 2  # read by s3transfer; TransferConfig() does not take it as an argument
+    return config
