@@ -27,6 +27,9 @@ if SECRET_KEY_GENERATED:
     SECRET_KEY = secrets.token_hex(32)
 
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", default="*").split(",") if h.strip()]
+# X-Script-Name and X-Forwarded-Proto from the ingress (which sets both); turn off when clients reach us directly.
+TRUST_PROXY_HEADERS = env_bool("TRUST_PROXY_HEADERS", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_PROXY_HEADERS else None
 
 # --- MLflow server ----------------------------------------------------------------------------
 MLFLOW_HOST = env_str("MLFLOW_HOST", default="127.0.0.1")
@@ -117,6 +120,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "mlflow_sh.middleware.ForwardedPrefixMiddleware",
     "permissions.middleware.ProjectViewMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

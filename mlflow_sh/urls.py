@@ -58,7 +58,7 @@ urlpatterns = [
     path("auth/logout", auth_views.logout),
     path("auth/authorize", auth_views.authorize),
     *rpc_urlpatterns(ALL_RPCS),
-    re_path(r"^(?:api|ajax-api)/", endpoint_not_found),
+    re_path(r"^(?:api|ajax-api)/", endpoint_not_found, name="unknown-api-path"),
 ]
 
 

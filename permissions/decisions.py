@@ -55,6 +55,14 @@ def credential_of(request) -> Credential | None:
     return Credential("bearer", token) if token else None
 
 
+def forget_login(request) -> None:
+    """A revoked or expired GitLab login is dropped, so it is not asked about again on every request."""
+    session = getattr(request, "session", None)
+    if session is not None and session.get("gitlab_access_token"):
+        for key in ("gitlab_access_token", "gitlab_user"):
+            session.pop(key, None)
+
+
 class Caller:
     """One request's caller: authenticated once, asked about each project once."""
 
@@ -66,12 +74,14 @@ class Caller:
         try:
             upstream.authenticated(self.credential)
         except Unauthenticated:
+            forget_login(request)
             raise not_authenticated(request) from None
 
     def access(self, project_path: str) -> upstream.ProjectAccess:
         try:
             return upstream.project_access(self.credential, project_path)
         except Unauthenticated:
+            forget_login(self.request)
             raise not_authenticated(self.request) from None
 
     def may(self, action: str, project_path: str | None) -> bool:
@@ -130,6 +140,8 @@ def _check_create(caller: Caller, check: Check, data: dict) -> None:
 def _guard(caller: Caller, name: str, data: dict) -> None:
     kind, _, field = name.partition(":")
     if kind == "project_tag" and protected_tag(data.get(field, "")):
+        raise forbidden()
+    if kind == "default_location" and data.get(field):
         raise forbidden()
     if kind == "suffix" and data.get(field):
         current = current_name(data)

@@ -1,20 +1,34 @@
 """The project view: /<project path>/tracking/<any route> is that route, in the context of one GitLab project."""
 
+from django.urls import Resolver404, resolve
+
+UNKNOWN_API_ROUTE = "unknown-api-path"  # the name of the catch-all that answers 404 for unknown API paths
+
 # First segments of the server's own routes: a split is only valid where one of them (or nothing) follows.
 ROUTE_HEADS = ("api", "ajax-api", "get-artifact", "model-versions", "graphql", "static-files", "health", "version",
                "auth", "admin", "favicon.ico", "")
 
 
 def split_project_view(path: str) -> tuple[str | None, str]:
-    """(project path, dispatched path); the longest project path wins when `tracking` occurs several times."""
+    """(project path, dispatched path). When `tracking` occurs several times, the longest project path whose
+    rest is a route this server serves wins (an artifact path may itself contain "tracking/api/...")."""
     segments = path.lstrip("/").split("/")
-    for index in range(len(segments) - 1, 0, -1):
-        if segments[index] != "tracking":
-            continue
-        remainder = segments[index + 1:]
-        if not remainder or remainder[0] in ROUTE_HEADS:
-            return "/".join(segments[:index]), "/" + "/".join(remainder)
-    return None, path
+    candidates = [
+        ("/".join(segments[:index]), "/" + "/".join(segments[index + 1:]))
+        for index in range(len(segments) - 1, 0, -1)
+        if segments[index] == "tracking" and (index + 1 == len(segments) or segments[index + 1] in ROUTE_HEADS)
+    ]
+    for project, dispatched in candidates:
+        if _served(dispatched):
+            return project, dispatched
+    return candidates[0] if candidates else (None, path)
+
+
+def _served(path: str) -> bool:
+    try:
+        return resolve(path).url_name != UNKNOWN_API_ROUTE
+    except Resolver404:
+        return False
 
 
 class ProjectViewMiddleware:

@@ -1,6 +1,7 @@
 """Which GitLab projects own the resources a request names: one query per check, whatever the resource."""
 
 import re
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -27,6 +28,8 @@ def owning_projects(resource: str, field: str, data: dict) -> list[str | None] |
     """The owning project of each named resource (None for an untagged one); None when nothing is named,
     so that the handler answers its own "does not exist" error."""
     values = _values(data, field)
+    if not values and resource == "artifact_path":
+        raise NoResource()  # the root of the store belongs to no project: nobody lists it
     if not values:
         return None
     if resource == "experiment":
@@ -55,7 +58,8 @@ def owning_projects(resource: str, field: str, data: dict) -> list[str | None] |
 
 def _source_projects(source: str) -> list[str | None] | None:
     """A model version's source: the run or logged model it names, or the experiment of a proxied path."""
-    scheme, _, rest = source.partition(":")
+    scheme = urlsplit(source).scheme  # lower-cased, as the registry reads it: "MODELS:/" is "models:/"
+    rest = source.partition(":")[2]
     head = rest.lstrip("/").split("/")[0]
     if scheme == "runs":
         return owning_projects("run", "run_id", {"run_id": head})

@@ -32,7 +32,9 @@ MODEL_REF = Obj(fields={"model_id": Str(required=True)})
 
 RPCS = [
     # experiments
-    Rpc("CreateExperiment", "POST", "mlflow/experiments/create", views.create_experiment, create(project="name"),
+    Rpc("CreateExperiment", "POST", "mlflow/experiments/create", views.create_experiment,
+        # the location stays mlflow-artifacts:/<id>: a chosen one could point into another project's files
+        create(project="name") & guard("default_location:artifact_location"),
         fields={"name": Str(required=True), "artifact_location": Str(default=""), "tags": TAGS}),
     Rpc("GetExperiment", "GET", "mlflow/experiments/get", views.get_experiment, read(experiment="experiment_id"),
         fields=EXPERIMENT_ID),
@@ -91,7 +93,7 @@ RPCS = [
     Rpc("LogOutputs", "POST", "mlflow/runs/outputs", views.log_outputs, update(run="run_id"),
         fields={"run_id": Str(required=True),
                 "models": List(item=Obj(fields={"model_id": Str(required=True), "step": Int(default=0)}), default=[])}),
-    Rpc("SearchRuns", "POST", "mlflow/runs/search", views.search_runs, read(experiment="experiment_ids"),
+    Rpc("SearchRuns", "POST", "mlflow/runs/search", views.search_runs, read(),  # filtered to readable projects
         fields={"experiment_ids": List(item=Str(), default=[]), "filter": Str(default=""),
                 "run_view_type": VIEW_TYPE, **SEARCH_PAGE}),
     # metric history
@@ -142,7 +144,7 @@ RPCS = [
         fields={"experiment_id": Str(required=True), "name": Str(default=""), "model_type": Str(default=""),
                 "source_run_id": Str(default=""), "params": PARAMS, "tags": TAGS}),
     Rpc("SearchLoggedModels", "POST", "mlflow/logged-models/search", views.search_logged_models,
-        read(experiment="experiment_ids"),
+        read(),  # filtered to readable projects
         fields={"experiment_ids": List(item=Str(), default=[]), "filter": Str(default=""),
                 "datasets": List(default=[], item=Obj(fields={"dataset_name": Str(required=True), "dataset_digest": Str(default="")})),
                 "max_results": Int(bits=32), "page_token": Str(),

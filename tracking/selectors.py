@@ -166,8 +166,11 @@ def run_info_get(run_id: str) -> dict:
 
 
 def runs_search(*, experiment_ids: list[int], filter_string: str, run_view_type: str, max_results: int,
-                order_by: list[str], token: str | None) -> tuple[list[dict], str | None]:
+                order_by: list[str], token: str | None, projects: list[str] | None = None) -> tuple[list[dict], str | None]:
+    """`projects`: the readable ones (None: no restriction); a condition of the query, before paging."""
     query = Run.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage__in=VIEW_STAGES[run_view_type])
+    if projects is not None:
+        query = query.filter(experiment__project__in=projects)
     for clause in search.parse_filter(filter_string, search.RUNS):
         query = query.filter(_run_clause_q(clause))
     query, ordering = _run_ordering(query, search.parse_order_by(order_by, search.RUNS))
@@ -319,10 +322,12 @@ def logged_model_artifact_root(model_id: str) -> str:
     return location
 
 
-def logged_models_search(*, experiment_ids: list[int], filter_string: str, datasets: list[dict],
-                         order_by: list[dict], max_results: int, token: str | None) -> tuple[list[dict], str | None]:
+def logged_models_search(*, experiment_ids: list[int], filter_string: str, datasets: list[dict], order_by: list[dict],
+                         max_results: int, token: str | None, projects: list[str] | None = None) -> tuple[list[dict], str | None]:
     """One SQL query per page; the page token is tied to the query it was issued for."""
     query = LoggedModel.objects.filter(experiment_id__in=experiment_ids, lifecycle_stage=ACTIVE)
+    if projects is not None:
+        query = query.filter(experiment__project__in=projects)
     clauses = search.parse_filter(filter_string, search.LOGGED_MODELS)
     for i, clause in enumerate(clauses):
         query = _logged_model_clause(query, clause, datasets, alias=f"filter_{i}")

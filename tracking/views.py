@@ -164,6 +164,7 @@ def search_runs(request, data):
         max_results=max_results,
         order_by=data["order_by"],
         token=data["page_token"],
+        projects=request.readable_projects,
     )
     return with_page_token(non_empty(runs=runs), token)
 
@@ -308,5 +309,6 @@ def search_logged_models(request, data):
     models, token = selectors.logged_models_search(
         experiment_ids=[validation.experiment_id(e) for e in data["experiment_ids"]], filter_string=data["filter"],
         datasets=data["datasets"], order_by=data["order_by"], max_results=max_results, token=data["page_token"],
+        projects=request.readable_projects,
     )
     return with_page_token(non_empty(models=models), token)
