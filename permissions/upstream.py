@@ -7,6 +7,7 @@ slow, 5xx) is TEMPORARILY_UNAVAILABLE: access is never granted by default.
 import functools
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -78,12 +79,44 @@ def _get(url: str, credential: Credential, *, what: str) -> requests.Response:
         raise unavailable(what, type(err).__name__) from None
 
 
+# A few seconds of per-process memory in front of the shared cache: a client logging in a loop asks
+# about the same credential and project many times a second, and Redis would cost a round trip each time.
+LOCAL_SECONDS = 5.0
+_local: dict[str, tuple[float, object]] = {}
+
+
+def _remote_cache() -> bool:
+    return not settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")  # local memory needs no layer
+
+
+def _cache_get(key: str):
+    hit = _local.get(key) if _remote_cache() else None
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    value = cache.get(key)
+    if value is not None and _remote_cache():
+        _local[key] = (time.monotonic() + LOCAL_SECONDS, value)
+    return value
+
+
+def _cache_set(key: str, value, timeout: float) -> None:
+    cache.set(key, value, timeout)
+    if _remote_cache():
+        if len(_local) > 10_000:
+            _local.clear()
+        _local[key] = (time.monotonic() + min(LOCAL_SECONDS, timeout), value)
+
+
+def forget_local_cache() -> None:
+    _local.clear()
+
+
 def authenticated(credential: Credential) -> None:
     """Raises Unauthenticated unless the credential is valid; a yes is cached, a no is asked again next time."""
     if settings.PERMISSION_MODE == "sharinghub" and credential.kind == "default":
         return  # default-token mode: SharingHub answers for its own default identity
     key = f"mlflow-sh:auth:{credential.fingerprint()}"
-    if cache.get(key):
+    if _cache_get(key):
         return
     if settings.PERMISSION_MODE == "gitlab":
         response = _get(f"{settings.GITLAB_URL}/api/v4/user", credential, what="GitLab user check")
@@ -93,18 +126,18 @@ def authenticated(credential: Credential) -> None:
         raise unavailable("authentication", f"HTTP {response.status_code}")
     if response.status_code != 200:
         raise Unauthenticated()
-    cache.set(key, True, settings.SHARINGHUB_AUTH_CACHE_TIMEOUT)
+    _cache_set(key, True, settings.SHARINGHUB_AUTH_CACHE_TIMEOUT)
 
 
 def project_access(credential: Credential, project_path: str) -> ProjectAccess:
     """The caller's role on the project, from SharingHub's checker or GitLab's project API; cached."""
     key = f"mlflow-sh:project:{credential.fingerprint()}:{hashlib.sha256(project_path.encode()).hexdigest()}"
-    cached = cache.get(key)
+    cached = _cache_get(key)
     if cached is not None:
         return ProjectAccess(*cached)
     access = _gitlab_project(credential, project_path) if settings.PERMISSION_MODE == "gitlab" else \
         _sharinghub_project(credential, project_path)
-    cache.set(key, (access.project_id, access.role), settings.PROJECT_CACHE_TIMEOUT)
+    _cache_set(key, (access.project_id, access.role), settings.PROJECT_CACHE_TIMEOUT)
     return access
 
 

@@ -169,6 +169,7 @@ def sharinghub(sharinghub_server, settings):
     """SharingHub mode against the double, with a clean slate: no projects, tokens, faults or cached answers."""
     from django.core.cache import cache
 
+    from permissions.upstream import forget_local_cache
     from tests.doubles.sharinghub import SharingHubState
 
     sharinghub_server.state = SharingHubState()
@@ -176,5 +177,7 @@ def sharinghub(sharinghub_server, settings):
     settings.SHARINGHUB_URL = sharinghub_server.url
     settings.SHARINGHUB_AUTH_DEFAULT_TOKEN = False
     cache.clear()
+    forget_local_cache()
     yield sharinghub_server
     cache.clear()
+    forget_local_cache()
