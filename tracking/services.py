@@ -109,7 +109,7 @@ def experiment_restore(*, experiment_id: int) -> None:
 def experiment_set_tag(*, experiment_id: int, key: str, value: str) -> None:
     validation.key(key, "tag")
     validation.experiment_tag_value(key, value)
-    _experiment_active(experiment_id)
+    active_experiment_location(experiment_id)
     ExperimentTag.objects.bulk_create(
         [ExperimentTag(experiment_id=experiment_id, key=key, value=value)],
         update_conflicts=True, unique_fields=["experiment", "key"], update_fields=["value"],
@@ -117,27 +117,14 @@ def experiment_set_tag(*, experiment_id: int, key: str, value: str) -> None:
 
 
 def experiment_delete_tag(*, experiment_id: int, key: str) -> None:
-    _experiment_active(experiment_id)
+    active_experiment_location(experiment_id)
     deleted, _ = ExperimentTag.objects.filter(experiment_id=experiment_id, key=key).delete()
     if not deleted:
         raise MlflowError.not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
 
 
-def _experiment_active(experiment_id: int) -> None:
-    stage = Experiment.objects.filter(pk=experiment_id).values_list("lifecycle_stage", flat=True).first()
-    if stage is None:
-        raise experiment_not_found(experiment_id)
-    if stage != ACTIVE:
-        raise MlflowError.invalid(
-            f"The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
-        )
-
-
-# --- runs ---------------------------------------------------------------------------------------
-
-
-def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> tuple[Run, list[dict]]:
-    """The new run and its tags (the caller answers with them, without reading them back)."""
+def active_experiment_location(experiment_id: int) -> str:
+    """The experiment's artifact location; it must exist (404) and be active (400), as MLflow requires."""
     experiment = Experiment.objects.filter(pk=experiment_id).values("artifact_location", "lifecycle_stage").first()
     if experiment is None:
         raise experiment_not_found(experiment_id)
@@ -146,6 +133,15 @@ def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: i
             f"The experiment {experiment_id} must be in the 'active' state. "
             f"Current state is {experiment['lifecycle_stage']}."
         )
+    return experiment["artifact_location"]
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> tuple[Run, list[dict]]:
+    """The new run and its tags (the caller answers with them, without reading them back)."""
+    artifact_location = active_experiment_location(experiment_id)
     tags = _run_tags(tags)
     tagged_name = next((t["value"] for t in tags if t["key"] == RUN_NAME_TAG), None)
     if run_name and tagged_name is not None and run_name != tagged_name:
@@ -164,7 +160,7 @@ def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: i
         user_id=user_id,
         status="RUNNING",
         start_time=start_time if start_time is not None else now_ms(),
-        artifact_uri=append_to_uri(experiment["artifact_location"], run_id, "artifacts"),
+        artifact_uri=append_to_uri(artifact_location, run_id, "artifacts"),
         lifecycle_stage=ACTIVE,
     )
     RunTag.objects.bulk_create([RunTag(run=run, key=t["key"], value=t["value"]) for t in tags])
@@ -448,19 +444,12 @@ def logged_model_create(*, experiment_id: int, name: str, model_type: str, sourc
         raise MlflowError.invalid(
             f"Invalid model name '{name}'. Names cannot contain the following characters: / : . % \" '"
         )
-    experiment = Experiment.objects.filter(pk=experiment_id).values("artifact_location", "lifecycle_stage").first()
-    if experiment is None:
-        raise experiment_not_found(experiment_id)
-    if experiment["lifecycle_stage"] != ACTIVE:
-        raise MlflowError.invalid(
-            f"The experiment {experiment_id} must be in the 'active' state. "
-            f"Current state is {experiment['lifecycle_stage']}."
-        )
+    artifact_location = active_experiment_location(experiment_id)
     model_id = f"m-{uuid.uuid4().hex}"
     created = now_ms()
     model = LoggedModel.objects.create(
         model_id=model_id, experiment_id=experiment_id, name=name or random_run_name(),
-        artifact_location=append_to_uri(experiment["artifact_location"], "models", model_id, "artifacts"),
+        artifact_location=append_to_uri(artifact_location, "models", model_id, "artifacts"),
         creation_timestamp_ms=created, last_updated_timestamp_ms=created, status="LOGGED_MODEL_PENDING",
         model_type=model_type, source_run_id=source_run_id,
     )
