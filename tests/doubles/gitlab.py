@@ -19,11 +19,11 @@ request is recorded in ``state.calls`` (path) and ``state.requests`` (method, pa
 import argparse
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.doubles.base import DoubleRequestHandler, FaultState, FaultyDouble
 
 NO_ACCESS, MINIMAL, GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 0, 5, 10, 20, 30, 40, 50
 
@@ -42,7 +42,7 @@ class Member:
 
 
 @dataclass
-class GitLabState:
+class GitLabState(FaultState):
     projects: dict[str, GitLabProject] = field(default_factory=dict)
     members: dict[tuple[str, str], Member] = field(default_factory=dict)  # (token, project path) -> access
     tokens: dict[str, dict] = field(default_factory=dict)  # token -> user {"id", "username", "name", "email"}
@@ -50,32 +50,15 @@ class GitLabState:
     client_secret: str = "mlflow-secret"
     signed_in: str | None = None  # the token of the user logged in to GitLab in "the browser"
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (token, redirect_uri)
-    fault: int | None = None
-    delay: float = 0.0
-    calls: list[str] = field(default_factory=list)
     requests: list[tuple[str, str, dict]] = field(default_factory=list)
 
 
-class GitLabDouble:
+class GitLabDouble(FaultyDouble):
+    methods = ("GET", "POST")
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.state = GitLabState()
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self.thread = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "GitLabDouble":
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -104,15 +87,6 @@ class GitLabDouble:
         """The user whose session GitLab's /oauth/authorize page will approve."""
         self.state.signed_in = token
 
-    def fail(self, status: int | None) -> None:
-        self.state.fault = status
-
-    def slow(self, seconds: float) -> None:
-        self.state.delay = seconds
-
-    def reset_faults(self) -> None:
-        self.state.fault, self.state.delay = None, 0.0
-
     def calls_to(self, prefix: str) -> int:
         return sum(1 for path in self.state.calls if path.startswith(prefix))
 
@@ -124,12 +98,10 @@ class GitLabDouble:
 
     def answer(self, method: str, path: str, query: dict, headers, form: dict) -> tuple[int, dict | None, dict]:
         """(status, JSON body, extra headers)."""
-        self.state.calls.append(path)
         self.state.requests.append((method, path, {k: v for k, v in headers.items()}))
-        if self.state.delay:
-            time.sleep(self.state.delay)
-        if self.state.fault is not None:
-            return self.state.fault, {"message": "injected fault"}, {}
+        fault = self.record_call(path)
+        if fault is not None:
+            return fault, {"message": "injected fault"}, {}
         if path == "/.well-known/openid-configuration":
             return 200, {"issuer": self.url, "authorization_endpoint": f"{self.url}/oauth/authorize",
                          "token_endpoint": f"{self.url}/oauth/token", "userinfo_endpoint": f"{self.url}/oauth/userinfo",
@@ -191,40 +163,16 @@ class GitLabDouble:
                      "refresh_token": f"refresh-{secrets.token_hex(8)}", "scope": "openid email read_user profile api",
                      "created_at": int(time.time()), "id_token": "not-a-real-jwt"}, {}
 
-    def _handler(self):
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _respond(self, method: str):
-                parts = urlsplit(self.path)
-                form = {}
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    raw = self.rfile.read(length).decode()
-                    if "json" in (self.headers.get("Content-Type") or ""):
-                        form = json.loads(raw or "{}")
-                    else:
-                        form = {k: v[0] for k, v in parse_qs(raw).items()}
-                status, body, headers = double.answer(method, parts.path, parse_qs(parts.query), self.headers, form)
-                payload = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self):
-                self._respond("GET")
-
-            def do_POST(self):
-                self._respond("POST")
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
+    def handle(self, request: DoubleRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        raw = request.read_body().decode()
+        form = {}
+        if raw:
+            if "json" in (request.headers.get("Content-Type") or ""):
+                form = json.loads(raw)
+            else:
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
+        request.send_json(*self.answer(request.command, parts.path, parse_qs(parts.query), request.headers, form))
 
 
 def main():
@@ -246,10 +194,7 @@ def main():
     if args.sign_in:
         double.sign_in(args.sign_in)
     print(f"GitLab double on {double.url} (OAuth client {double.state.client_id}/{double.state.client_secret}); Ctrl-C to stop")
-    try:
-        double.server.serve_forever()
-    except KeyboardInterrupt:
-        double.server.server_close()
+    double.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ a developer can run it by hand and point the server at it:
 """
 
 import argparse
-import json
-import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.doubles.base import DoubleRequestHandler, FaultState, FaultyDouble
 
 DEFAULT_TOKEN_IDENTITY = "<default-token>"
 
@@ -27,38 +25,19 @@ class Project:
 
 
 @dataclass
-class SharingHubState:
+class SharingHubState(FaultState):
     projects: dict[str, Project] = field(default_factory=dict)
     levels: dict[tuple[str, str], int] = field(default_factory=dict)  # (identity, project path) -> 0..4
     tokens: set[str] = field(default_factory=set)
     cookies: dict[str, str] = field(default_factory=dict)  # session cookie value -> token
-    fault: int | None = None  # answer every request with this status
-    delay: float = 0.0  # seconds to wait before answering
-    calls: list[str] = field(default_factory=list)
 
 
-class SharingHubDouble:
+class SharingHubDouble(FaultyDouble):
     cookie_name = "sharinghub-session"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.state = SharingHubState()
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        self.thread = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "SharingHubDouble":
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -81,15 +60,6 @@ class SharingHubDouble:
     def set_access(self, identity: str, project: str, level: int) -> None:
         self.state.levels[(identity, project)] = level
 
-    def fail(self, status: int | None) -> None:
-        self.state.fault = status
-
-    def slow(self, seconds: float) -> None:
-        self.state.delay = seconds
-
-    def reset_faults(self) -> None:
-        self.state.fault, self.state.delay = None, 0.0
-
     # --- the contract ----------------------------------------------------------------------------
 
     def _identity(self, headers) -> str | None:
@@ -104,11 +74,9 @@ class SharingHubDouble:
         return token if token in self.state.tokens else None
 
     def answer(self, path: str, query: dict, headers) -> tuple[int, dict | None]:
-        self.state.calls.append(path)
-        if self.state.delay:
-            time.sleep(self.state.delay)
-        if self.state.fault is not None:
-            return self.state.fault, {"detail": "injected fault"}
+        fault = self.record_call(path)
+        if fault is not None:
+            return fault, {"detail": "injected fault"}
         identity = self._identity(headers)
         if path == "/api/auth/info":
             if identity is None:
@@ -134,24 +102,9 @@ class SharingHubDouble:
                          "categories": project.categories, "access_level": level}
         return 404, {"detail": "Not Found"}
 
-    def _handler(self):
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                parts = urlsplit(self.path)
-                status, body = double.answer(parts.path, parse_qs(parts.query), self.headers)
-                payload = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
+    def handle(self, request: DoubleRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        request.send_json(*self.answer(parts.path, parse_qs(parts.query), request.headers))
 
 
 def main():
@@ -167,10 +120,7 @@ def main():
         double.add_project(path, int(project_id))
         double.token(user=token, project=path, level=int(level))
     print(f"SharingHub double on {double.url}; Ctrl-C to stop")
-    try:
-        double.server.serve_forever()
-    except KeyboardInterrupt:
-        double.server.server_close()
+    double.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote, urlsplit
+
+from tests.doubles.base import DoubleRequestHandler, HttpDouble
 
 TRANSACTION_CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -67,10 +68,12 @@ class Fault:
         return (self.remaining is None or self.remaining > 0) and (self.methods is None or method in self.methods)
 
 
-class StacDouble:
+class StacDouble(HttpDouble):
+    methods = ("GET", "POST", "PUT", "DELETE", "PATCH")
+    poll_interval = 0.02  # down() and up() take effect at once
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, collections=("ai-model",), token: str | None = None,
                  auth_header: str = "Authorization", auth_scheme: str = "Bearer"):
-        self.host = host
         self.lock = threading.RLock()
         self.collections: dict[str, dict[str, dict]] = {c: {} for c in collections}
         self.log: list[LoggedRequest] = []
@@ -79,36 +82,16 @@ class StacDouble:
         self.token, self.auth_header, self.auth_scheme = token, auth_header, auth_scheme
         self.in_flight = 0
         self._restart_timer: threading.Timer | None = None
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
-        self.port = port
-        self._listen()
-        self.port = self.server.server_address[1]
+        super().__init__(host, port)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _listen(self) -> None:
-        self.server = ThreadingHTTPServer((self.host, self.port), self._handler())
-        self.server.daemon_threads = True
-
-    def start(self) -> "StacDouble":
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-        return self
-
     def stop(self) -> None:
-        with self.lock:
+        with self.lock:  # against a concurrent up() from the restart timer
             if self._restart_timer is not None:
                 self._restart_timer.cancel()
                 self._restart_timer = None
-            server, self.server = self.server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+            super().stop()
 
     @property
     def is_up(self) -> bool:
@@ -309,72 +292,53 @@ class StacDouble:
         location = f"{self.url}/collections/{quote(collection)}/items/{quote(body['id'], safe='')}"
         return 201, items[body["id"]], {"Location": location}
 
-    def _handler(self):
-        double = self
+    def handle(self, request: DoubleRequestHandler) -> None:
+        with self.lock:
+            self.in_flight += 1
+        try:
+            self._serve(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self):
-                with double.lock:
-                    double.in_flight += 1
-                try:
-                    self._serve()
-                finally:
-                    with double.lock:
-                        double.in_flight -= 1
-
-            def _serve(self):
-                method = self.command
-                path = urlsplit(self.path).path
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw
-                entry = LoggedRequest(method, path, None, authorization=self.headers.get(double.auth_header),
-                                      body=body if isinstance(body, dict) else None)
-                parts = [unquote(s) for s in path.strip("/").split("/")]
-                if len(parts) >= 2 and parts[0] == "collections":
-                    entry.collection = parts[1]
-                    if len(parts) >= 4 and parts[2] == "items":
-                        entry.item_id = parts[3]
-                    elif method == "POST" and isinstance(body, dict):
-                        entry.item_id = body.get("id")
-                with double.lock:
-                    double.log.append(entry)
-                delay, failing, dropping = double._take_faults(method)
-                if delay:
-                    time.sleep(delay)
-                if dropping:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if failing is not None:
-                    status, payload, extra = failing.status, failing.body or _error("InjectedFault", f"HTTP {failing.status}"), {}
-                elif isinstance(body, bytes):
-                    status, payload, extra = 400, _error("BadRequest", "the body is not JSON"), {}
-                else:
-                    status, payload, extra = double.answer(method, path, self.headers, body)
-                entry.status = status
-                data = b"" if payload is None else json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/geo+json" if "features" in (payload or {}) or
-                                     (payload or {}).get("type") == "Feature" else "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in extra.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (e.g. its timeout passed while we were slow)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
+    def _serve(self, request: DoubleRequestHandler) -> None:
+        method = request.command
+        path = urlsplit(request.path).path
+        raw = request.read_body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        entry = LoggedRequest(method, path, None, authorization=request.headers.get(self.auth_header),
+                              body=body if isinstance(body, dict) else None)
+        parts = [unquote(s) for s in path.strip("/").split("/")]
+        if len(parts) >= 2 and parts[0] == "collections":
+            entry.collection = parts[1]
+            if len(parts) >= 4 and parts[2] == "items":
+                entry.item_id = parts[3]
+            elif method == "POST" and isinstance(body, dict):
+                entry.item_id = body.get("id")
+        with self.lock:
+            self.log.append(entry)
+        delay, failing, dropping = self._take_faults(method)
+        if delay:
+            time.sleep(delay)
+        if dropping:
+            request.close_connection = True
+            request.connection.close()
+            return
+        if failing is not None:
+            status, payload, extra = failing.status, failing.body or _error("InjectedFault", f"HTTP {failing.status}"), {}
+        elif isinstance(body, bytes):
+            status, payload, extra = 400, _error("BadRequest", "the body is not JSON"), {}
+        else:
+            status, payload, extra = self.answer(method, path, request.headers, body)
+        entry.status = status
+        geojson = "features" in (payload or {}) or (payload or {}).get("type") == "Feature"
+        try:
+            request.send_json(status, payload, extra, "application/geo+json" if geojson else "application/json")
+        except OSError:
+            pass  # the client gave up (e.g. its timeout passed while we were slow)
 
 
 def _methods(methods) -> frozenset | None:
@@ -402,10 +366,7 @@ def main():
     args = parser.parse_args()
     double = StacDouble(args.host, args.port, collections=args.collection or ["ai-model"], token=args.token)
     print(f"STAC API double on {double.url} (collections: {', '.join(double.collections)}); Ctrl-C to stop", flush=True)
-    try:
-        double.server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        double.server.server_close()
+    double.serve_until_interrupted()
 
 
 if __name__ == "__main__":
