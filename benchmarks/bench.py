@@ -22,16 +22,11 @@ per-operation time budget); only 127.0.0.1 is used.
 from __future__ import annotations
 
 import argparse
-import atexit
 import concurrent.futures
-import datetime as _dt
 import os
-import platform
 import random
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +36,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 try:
     import psycopg
@@ -49,8 +44,9 @@ try:
 except ImportError as exc:  # pragma: no cover - usage error
     sys.exit(f"bench.py needs requests and psycopg (run it with the project's .venv/bin/python): {exc}")
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import (REPO, RESULTS_DIR, drop_db, free_port, kill_all, kill_children_on_exit, live_process_groups,
+                    machine_info, markdown_row, pg_exec, pg_uri, recreate_db, run_to_end, spawn, stop, tail, venv_env,
+                    wait_for_health, write_report)
 
 SERVER_NAMES = ("ours", "ref-uvicorn", "ref-gunicorn")
 SERVER_LABELS = {
@@ -76,94 +72,104 @@ OPS = [
     ("search_experiments", "search_experiments (~100)", False, 2.0),
     ("concurrent_log_batch", "8 writers: log_batch 100 metrics (median)", False, 2.0),
     ("concurrent_throughput", "8 writers: throughput (metrics/s, higher=better)", True, 2.0),
+    # model registry, over --registry-models x --registry-versions seeded versions (10,000 by default)
+    ("search_rm_100", "search_registered_models max_results=100", False, 5.0),
+    ("search_rm_1000", "search_registered_models max_results=1000", False, 5.0),
+    ("search_mv_name", "search_model_versions name='<model>'", False, 5.0),
+    ("search_mv_all", "search_model_versions all (max_results=10000)", False, 5.0),
+    ("get_rm", "get_registered_model", False, 2.0),
+    ("get_alias", "get_model_version_by_alias", False, 2.0),
+    # information only (goal None): set-up time, not a measured operation
+    ("registry_seeding", "registry seeding, set-up (s, information)", False, None),
 ]
 OP_LABELS = {k: label for k, label, _, _ in OPS}
+OPS_GOALS = {k: goal for k, _, _, goal in OPS}
+REGISTRY_KEYS = ["search_rm_100", "search_rm_1000", "search_mv_name", "search_mv_all", "get_rm", "get_alias"]
+# the filter the MLflow 3.x client adds to every search_registered_models call (prompts are hidden)
+PROMPT_FILTER = "tag.`mlflow.prompt.is_prompt` != 'true'"
 
 
-# --------------------------------------------------------------------------------------------------
-# Process management: every server runs in its own process group and is killed at exit.
-# --------------------------------------------------------------------------------------------------
+class CpuWatch:
+    """Samples /proc every few seconds: CPU seconds used by this script and its servers, by PostgreSQL, and
+    by anything else. Other work on a shared machine slows every figure; the report says how much there was.
+    Linux only (elsewhere it reports nothing); processes that live less than one interval are missed."""
 
-_LIVE_PROCS: list[subprocess.Popen] = []
-_LIVE_LOCK = threading.Lock()
+    def __init__(self, interval: float = 2.0):
+        self.interval = interval
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.seen: dict[int, tuple[str, float]] = {}  # pid -> (group, cpu seconds at the last sample)
+        self.used: dict[str, float] = {}
+        self.other_by_cmd: dict[str, float] = {}
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="cpu-watch")
+        self.t0 = time.monotonic()
 
-
-def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None and not _group_alive(proc.pid):
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    def _group(self, pid: int, comm: str) -> tuple[str, str]:
+        ours = live_process_groups()
         try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
+            pgid = os.getpgid(pid)
+        except OSError:
+            pgid = -1
+        if pid == os.getpid() or pgid in ours or pgid == os.getpgid(0):
+            return "bench", ""
+        if comm in ("postgres", "postmaster"):
+            return "postgres", ""
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        return "other", (cmd or comm)[:70]
+
+    def _sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
                 continue
-            if not _group_alive(proc.pid):
-                return
-            time.sleep(0.1)
-    try:
-        proc.wait(timeout=1)
-    except subprocess.TimeoutExpired:
-        pass
+            pid = int(entry.name)
+            try:
+                raw = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            comm = raw[raw.find("(") + 1:raw.rfind(")")]
+            fields = raw[raw.rfind(")") + 2:].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+            if pid not in self.seen:
+                group, cmd = self._group(pid, comm)
+                self.seen[pid] = (group + "\0" + cmd, cpu)  # first sight: counted from here on
+                continue
+            key, last = self.seen[pid]
+            self.seen[pid] = (key, cpu)
+            group, cmd = key.split("\0", 1)
+            self.used[group] = self.used.get(group, 0.0) + max(0.0, cpu - last)
+            if group == "other" and cpu > last:
+                self.other_by_cmd[cmd] = self.other_by_cmd.get(cmd, 0.0) + cpu - last
 
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                self._sample()
+            except Exception:  # noqa: BLE001 - information only
+                pass
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+    def start(self) -> None:
+        if Path("/proc/self/stat").exists():
+            self._sample()
+            self.thread.start()
 
-
-def kill_all() -> None:
-    with _LIVE_LOCK:
-        procs = list(_LIVE_PROCS)
-        _LIVE_PROCS.clear()
-    for proc in procs:
-        _kill_group(proc)
-
-
-def spawn(cmd: list[str], *, cwd: Path, env: dict, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    log.write(f"\n$ {shlex.join(cmd)}\n".encode())
-    log.flush()
-    proc = subprocess.Popen(
-        cmd, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # own process group: killpg() reaches gunicorn/uvicorn workers too
-    )
-    log.close()
-    with _LIVE_LOCK:
-        _LIVE_PROCS.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    _kill_group(proc)
-    with _LIVE_LOCK:
-        if proc in _LIVE_PROCS:
-            _LIVE_PROCS.remove(proc)
-
-
-def _on_signal(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
+    def stop(self) -> str:
+        if not self.thread.is_alive():
+            return "not measured"
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+        self._sample()
+        wall = time.monotonic() - self.t0
+        other = self.used.get("other", 0.0)
+        top = sorted(self.other_by_cmd.items(), key=lambda kv: -kv[1])[:3]
+        text = (f"bench + servers {self.used.get('bench', 0.0):.0f}s, PostgreSQL {self.used.get('postgres', 0.0):.0f}s, "
+                f"other processes {other:.0f}s (wall {wall:.0f}s; sampled every {self.interval:g}s)")
+        if other > 0.05 * wall:
+            text += ". Other work competed for the CPU, so the figures are slower than on a quiet machine: " + ", ".join(
+                f"`{cmd}` {sec:.0f}s" for cmd, sec in top)
+        return text.replace("|", "\\|")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,37 +177,26 @@ def tail(path: Path, lines: int = 25) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def pg_uri(base: str, database: str, *, sqlalchemy: bool = False) -> str:
-    parts = urlsplit(base)
-    scheme = parts.scheme
-    if sqlalchemy and scheme in ("postgresql", "postgres"):
-        # mlflow goes through SQLAlchemy, whose default PostgreSQL driver is psycopg2 (not installed);
-        # psycopg 3 must be named explicitly.
-        scheme = "postgresql+psycopg"
-    if not sqlalchemy and "+" in scheme:
-        scheme = "postgresql"
-    return urlunsplit((scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-def pg_connect_admin(base: str):
-    return psycopg.connect(pg_uri(base, "postgres"), autocommit=True, connect_timeout=10)
-
-
-def recreate_db(base: str, name: str) -> None:
-    with pg_connect_admin(base) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_db(base: str, name: str) -> None:
-    with pg_connect_admin(base) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def analyze_db(srv: "Server", cfg: "Settings", log) -> None:
+    """ANALYZE the server's database after seeding (--analyze), as autovacuum would do in time."""
+    if not cfg.analyze:
+        return
+    t0 = time.monotonic()
+    try:
+        with psycopg.connect(pg_uri(srv.pg_base, DB_NAMES[srv.name]), autocommit=True, connect_timeout=10) as conn:
+            conn.execute("ANALYZE")
+        log(f"  ANALYZE took {time.monotonic() - t0:.1f}s")
+    except Exception as exc:  # noqa: BLE001
+        srv.notes.append(f"ANALYZE failed: {exc}"[:300])
 
 
 def pg_version(base: str) -> str:
     try:
-        with pg_connect_admin(base) as conn:
-            return conn.execute("SHOW server_version").fetchone()[0]
+        version = pg_exec(base, "SHOW server_version")
+        # With autovacuum off, freshly seeded tables are never ANALYZEd and every server plans its
+        # queries without statistics (see --analyze).
+        autovacuum = pg_exec(base, "SHOW autovacuum")
+        return f"{version}; autovacuum {autovacuum}"
     except Exception as exc:  # noqa: BLE001
         return f"unknown ({exc.__class__.__name__})"
 
@@ -234,17 +229,6 @@ class Server:
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def base_env(self) -> dict:
-        env = dict(os.environ)
-        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        env["VIRTUAL_ENV"] = str(self.venv)
-        env.pop("PYTHONPATH", None)
-        env["PYTHONUNBUFFERED"] = "1"
-        # Keep the servers quiet and free of background work that is not part of the workload.
-        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        env["DO_NOT_TRACK"] = "true"
-        return env
-
     def start(self) -> None:
         """Start the server and wait for /health. Raises RuntimeError with a readable reason."""
         self.port = free_port()
@@ -252,7 +236,7 @@ class Server:
         self.log_path.write_text("")
         db = DB_NAMES[self.name]
         recreate_db(self.pg_base, db)
-        env = self.base_env()
+        env = venv_env(self.venv)
         bin_ = self.venv / "bin"
         if self.name == "ours":
             uri = pg_uri(self.pg_base, db)
@@ -267,13 +251,9 @@ class Server:
                 raise RuntimeError(f"{REPO / 'manage.py'} does not exist (server not written yet?)")
             migrate = [str(bin_ / "python"), "manage.py", "migrate", "--noinput"]
             self.commands.append(f"MLFLOW_BACKEND_STORE_URI={uri} MLFLOW_ARTIFACTS_DESTINATION={self.artifacts} {shlex.join(migrate)}")
-            mig = spawn(migrate, cwd=REPO, env=env, log_path=self.log_path)
-            try:
-                rc = mig.wait(timeout=600)
-            finally:
-                stop(mig)
+            rc = run_to_end(migrate, cwd=REPO, env=env, log_path=self.log_path)
             if rc != 0:
-                raise RuntimeError(f"`manage.py migrate` exited with {rc}:\n{tail(self.log_path)}")
+                raise RuntimeError(f"`manage.py migrate` exited with {rc}:\n{tail(self.log_path, 25)}")
             cmd = [str(bin_ / "gunicorn"), "mlflow_sh.wsgi:application"]
             conf = REPO / "mlflow_sh" / "gunicorn.conf.py"
             if conf.exists():
@@ -305,26 +285,10 @@ class Server:
             + shlex.join(cmd)
         )
         self.proc = spawn(cmd, cwd=cwd, env=env, log_path=self.log_path)
-        self._wait_health()
-
-    def _wait_health(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} before answering:\n{tail(self.log_path)}")
-            try:
-                r = requests.get(self.url + "/health", timeout=5)
-            except requests.RequestException as exc:
-                last = exc.__class__.__name__
-                time.sleep(0.25)
-                continue
-            if r.status_code == 200:
-                return
+        status = wait_for_health(self.url, self.proc, self.startup_timeout, self.log_path, until_ok=False)
+        if status != 200:
             # The server answers HTTP but /health is not (yet) 200: it is up; note it and go on.
-            self.notes.append(f"/health answered {r.status_code} (continuing anyway)")
-            return
-        raise RuntimeError(f"/health did not answer within {self.startup_timeout:.0f}s ({last}):\n{tail(self.log_path)}")
+            self.notes.append(f"/health answered {status} (continuing anyway)")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -460,6 +424,11 @@ class Settings:
     max_op_seconds: float
     seed_threads: int
     timeout: float
+    registry_models: int = 1000
+    registry_versions: int = 10
+    registry_seed_threads: int = 8
+    workloads: tuple[str, ...] = ("tracking", "registry")
+    analyze: bool = False
 
 
 def seed_rows(n_runs: int) -> list[dict]:
@@ -531,153 +500,163 @@ def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
         c.close()
         return results
 
-    def op(key: str, fn, n: int):
+    def op(key: str, fn, n: int, warmup: int | None = None):
         log(f"  {OP_LABELS[key]} ...")
         try:
-            timed(results[key], fn, n, cfg.warmup, cfg.max_op_seconds)
+            timed(results[key], fn, n, cfg.warmup if warmup is None else warmup, cfg.max_op_seconds)
         except Exception as exc:  # noqa: BLE001
             results[key].errors += 1
             results[key].first_error = results[key].first_error or f"{exc.__class__.__name__}: {exc}"[:400]
 
-    # create_run
-    op("create_run", lambda i: c.create_run(exp_id, f"cr-{i}"), cfg.repeat)
+    if "tracking" in cfg.workloads:
+        # create_run
+        op("create_run", lambda i: c.create_run(exp_id, f"cr-{i}"), cfg.repeat)
 
-    # log_batch N metrics: one run per size, a new step per call, keys k0..kN-1
-    for size, key, n in ((10, "log_batch_10", cfg.repeat), (500, "log_batch_500", cfg.repeat_heavy), (1000, "log_batch_1000", cfg.repeat_heavy)):
+        # log_batch N metrics: one run per size, a new step per call, keys k0..kN-1
+        for size, key, n in ((10, "log_batch_10", cfg.repeat), (500, "log_batch_500", cfg.repeat_heavy), (1000, "log_batch_1000", cfg.repeat_heavy)):
+            try:
+                run_id = c.create_run(exp_id, f"lb-{size}")
+            except Exception as exc:  # noqa: BLE001
+                results[key].skipped = f"set-up failed (create run): {exc}"[:400]
+                continue
+            keys = [f"k{j}" for j in range(size)]
+
+            def lb(i, run_id=run_id, keys=keys):
+                body = {"run_id": run_id, "metrics": metrics_body(run_id, keys, i + 1000, rng)}
+                c.ok_json(c.post("/runs/log-batch", body))
+
+            op(key, lb, n)
+
+        # log 10 params (log_batch with params only), fresh keys each call
         try:
-            run_id = c.create_run(exp_id, f"lb-{size}")
+            prun = c.create_run(exp_id, "params")
+
+            def lp(i):
+                body = {"run_id": prun, "params": [{"key": f"p{i + 100}_{j}", "value": f"value-{j}"} for j in range(10)]}
+                c.ok_json(c.post("/runs/log-batch", body))
+
+            op("log_params_10", lp, cfg.repeat)
         except Exception as exc:  # noqa: BLE001
-            results[key].skipped = f"set-up failed (create run): {exc}"[:400]
-            continue
-        keys = [f"k{j}" for j in range(size)]
+            results["log_params_10"].skipped = f"set-up failed: {exc}"[:400]
 
-        def lb(i, run_id=run_id, keys=keys):
-            body = {"run_id": run_id, "metrics": metrics_body(run_id, keys, i + 1000, rng)}
-            c.ok_json(c.post("/runs/log-batch", body))
+        # metric history of a 1000-point metric
+        try:
+            hrun = c.create_run(exp_id, "history")
+            ts = now_ms()
+            for chunk in range(2):  # 2 x 500 points: under the 1000-entity log-batch limit
+                body = {"run_id": hrun, "metrics": [
+                    {"key": "loss", "value": 1.0 / (s + 1), "timestamp": ts + s, "step": s, "run_id": hrun}
+                    for s in range(chunk * 500, chunk * 500 + 500)]}
+                c.ok_json(c.post("/runs/log-batch", body))
+            got = len(c.metric_history(hrun, "loss"))
+            results["get_history_1000"].check = "ok" if got == 1000 else f"WRONG: {got} points, expected 1000"
 
-        op(key, lb, n)
+            def gh(_):
+                c.ok_json(c.get("/metrics/get-history", {"run_uuid": hrun, "metric_key": "loss", "run_id": hrun, "max_results": 25000}))
 
-    # log 10 params (log_batch with params only), fresh keys each call
-    try:
-        prun = c.create_run(exp_id, "params")
+            op("get_history_1000", gh, cfg.repeat)
+        except Exception as exc:  # noqa: BLE001
+            results["get_history_1000"].skipped = f"set-up failed: {exc}"[:400]
 
-        def lp(i):
-            body = {"run_id": prun, "params": [{"key": f"p{i + 100}_{j}", "value": f"value-{j}"} for j in range(10)]}
-            c.ok_json(c.post("/runs/log-batch", body))
+        # --- seeding: experiments and the search experiment (identical data on every server) ---
+        log(f"  seeding {cfg.experiments} experiments and {cfg.runs} runs ...")
+        t_seed = time.monotonic()
+        seed_error = None
+        try:
+            for i in range(cfg.experiments):
+                c.create_experiment(f"bench-exp-{i:03d}")
+            search_exp = c.create_experiment("bench-search")
+            rows = seed_rows(cfg.runs)
+            lock = threading.Lock()
+            clients: dict[int, Client] = {}
 
-        op("log_params_10", lp, cfg.repeat)
-    except Exception as exc:  # noqa: BLE001
-        results["log_params_10"].skipped = f"set-up failed: {exc}"[:400]
+            def seed_one(row):
+                tid = threading.get_ident()
+                with lock:
+                    sc = clients.setdefault(tid, Client(srv.url, cfg.timeout))
+                rid = sc.create_run(search_exp, row["name"])
+                body = {
+                    "run_id": rid,
+                    "metrics": [{"key": k, "value": v, "timestamp": now_ms(), "step": 0, "run_id": rid} for k, v in row["metrics"].items()],
+                    "params": [{"key": k, "value": v} for k, v in row["params"].items()],
+                    "tags": [{"key": k, "value": v} for k, v in row["tags"].items()],
+                }
+                sc.ok_json(sc.post("/runs/log-batch", body))
 
-    # metric history of a 1000-point metric
-    try:
-        hrun = c.create_run(exp_id, "history")
-        ts = now_ms()
-        for chunk in range(2):  # 2 x 500 points: under the 1000-entity log-batch limit
-            body = {"run_id": hrun, "metrics": [
-                {"key": "loss", "value": 1.0 / (s + 1), "timestamp": ts + s, "step": s, "run_id": hrun}
-                for s in range(chunk * 500, chunk * 500 + 500)]}
-            c.ok_json(c.post("/runs/log-batch", body))
-        got = len(c.metric_history(hrun, "loss"))
-        results["get_history_1000"].check = "ok" if got == 1000 else f"WRONG: {got} points, expected 1000"
+            ex = concurrent.futures.ThreadPoolExecutor(cfg.seed_threads)
+            try:
+                futs = [ex.submit(seed_one, row) for row in rows]
+                for f in concurrent.futures.as_completed(futs):
+                    exc = f.exception()
+                    if exc is not None and seed_error is None:
+                        seed_error = exc
+                        for other in futs:
+                            other.cancel()
+            finally:
+                # on error or Ctrl-C, drop the queued rows instead of seeding them all first
+                ex.shutdown(wait=True, cancel_futures=True)
+            for sc in clients.values():
+                sc.close()
+            if seed_error is not None:
+                raise seed_error
+        except Exception as exc:  # noqa: BLE001
+            skip_all(f"seeding failed: {exc}"[:400], ["search_runs_1000", "search_runs_filtered", "search_experiments"])
+            search_exp = None
+        log(f"  seeding took {time.monotonic() - t_seed:.1f}s")
+        analyze_db(srv, cfg, log)
 
-        def gh(_):
-            c.ok_json(c.get("/metrics/get-history", {"run_uuid": hrun, "metric_key": "loss", "run_id": hrun, "max_results": 25000}))
-
-        op("get_history_1000", gh, cfg.repeat)
-    except Exception as exc:  # noqa: BLE001
-        results["get_history_1000"].skipped = f"set-up failed: {exc}"[:400]
-
-    # --- seeding: experiments and the search experiment (identical data on every server) ---
-    log(f"  seeding {cfg.experiments} experiments and {cfg.runs} runs ...")
-    t_seed = time.monotonic()
-    seed_error = None
-    try:
-        for i in range(cfg.experiments):
-            c.create_experiment(f"bench-exp-{i:03d}")
-        search_exp = c.create_experiment("bench-search")
-        rows = seed_rows(cfg.runs)
-        lock = threading.Lock()
-        clients: dict[int, Client] = {}
-
-        def seed_one(row):
-            tid = threading.get_ident()
-            with lock:
-                sc = clients.setdefault(tid, Client(srv.url, cfg.timeout))
-            rid = sc.create_run(search_exp, row["name"])
-            body = {
-                "run_id": rid,
-                "metrics": [{"key": k, "value": v, "timestamp": now_ms(), "step": 0, "run_id": rid} for k, v in row["metrics"].items()],
-                "params": [{"key": k, "value": v} for k, v in row["params"].items()],
-                "tags": [{"key": k, "value": v} for k, v in row["tags"].items()],
+        if search_exp is not None:
+            expected_filtered = sorted(
+                (r for r in rows if r["metrics"]["m0"] > 0.5 and r["params"]["p0"] == "v1"),
+                key=lambda r: -r["metrics"]["m1"],
+            )
+            plain = {"experiment_ids": [search_exp], "filter": "", "run_view_type": "ACTIVE_ONLY", "max_results": 1000}
+            filtered = {
+                "experiment_ids": [search_exp], "filter": "metrics.m0 > 0.5 and params.p0 = 'v1'",
+                "run_view_type": "ACTIVE_ONLY", "max_results": 1000, "order_by": ["metrics.m1 DESC"],
             }
-            sc.ok_json(sc.post("/runs/log-batch", body))
+            try:
+                data = c.ok_json(c.post("/runs/search", plain))
+                runs = data.get("runs", [])
+                want = min(1000, cfg.runs)
+                ok = len(runs) == want and all(
+                    len(r.get("data", {}).get("metrics", [])) == 10 and len(r.get("data", {}).get("params", [])) == 5
+                    for r in runs)
+                results["search_runs_1000"].check = "ok" if ok else f"WRONG: {len(runs)} runs (want {want}) or missing data"
+            except Exception as exc:  # noqa: BLE001
+                results["search_runs_1000"].check = f"check failed: {exc}"[:300]
+            try:
+                data = c.ok_json(c.post("/runs/search", filtered))
+                names = [r["info"].get("run_name") for r in data.get("runs", [])]
+                want_names = [r["name"] for r in expected_filtered[:1000]]
+                results["search_runs_filtered"].check = (
+                    f"ok ({len(names)} runs)" if names == want_names
+                    else f"WRONG: {len(names)} runs, expected {len(want_names)} in metrics.m1 DESC order")
+            except Exception as exc:  # noqa: BLE001
+                results["search_runs_filtered"].check = f"check failed: {exc}"[:300]
+            op("search_runs_1000", lambda _: c.ok_json(c.post("/runs/search", plain)), cfg.repeat_heavy)
+            op("search_runs_filtered", lambda _: c.ok_json(c.post("/runs/search", filtered)), cfg.repeat_heavy)
 
-        ex = concurrent.futures.ThreadPoolExecutor(cfg.seed_threads)
-        try:
-            futs = [ex.submit(seed_one, row) for row in rows]
-            for f in concurrent.futures.as_completed(futs):
-                exc = f.exception()
-                if exc is not None and seed_error is None:
-                    seed_error = exc
-                    for other in futs:
-                        other.cancel()
-        finally:
-            # on error or Ctrl-C, drop the queued rows instead of seeding them all first
-            ex.shutdown(wait=True, cancel_futures=True)
-        for sc in clients.values():
-            sc.close()
-        if seed_error is not None:
-            raise seed_error
-    except Exception as exc:  # noqa: BLE001
-        skip_all(f"seeding failed: {exc}"[:400], ["search_runs_1000", "search_runs_filtered", "search_experiments"])
-        search_exp = None
-    log(f"  seeding took {time.monotonic() - t_seed:.1f}s")
+            body = {"max_results": 1000, "view_type": "ACTIVE_ONLY"}
+            try:
+                n_exp = len(c.ok_json(c.post("/experiments/search", body)).get("experiments", []))
+                want = cfg.experiments + 3  # Default, bench-ops, bench-search
+                results["search_experiments"].check = "ok" if n_exp == want else f"WRONG: {n_exp} experiments, expected {want}"
+            except Exception as exc:  # noqa: BLE001
+                results["search_experiments"].check = f"check failed: {exc}"[:300]
+            op("search_experiments", lambda _: c.ok_json(c.post("/experiments/search", body)), cfg.repeat)
 
-    if search_exp is not None:
-        expected_filtered = sorted(
-            (r for r in rows if r["metrics"]["m0"] > 0.5 and r["params"]["p0"] == "v1"),
-            key=lambda r: -r["metrics"]["m1"],
-        )
-        plain = {"experiment_ids": [search_exp], "filter": "", "run_view_type": "ACTIVE_ONLY", "max_results": 1000}
-        filtered = {
-            "experiment_ids": [search_exp], "filter": "metrics.m0 > 0.5 and params.p0 = 'v1'",
-            "run_view_type": "ACTIVE_ONLY", "max_results": 1000, "order_by": ["metrics.m1 DESC"],
-        }
-        try:
-            data = c.ok_json(c.post("/runs/search", plain))
-            runs = data.get("runs", [])
-            want = min(1000, cfg.runs)
-            ok = len(runs) == want and all(
-                len(r.get("data", {}).get("metrics", [])) == 10 and len(r.get("data", {}).get("params", [])) == 5
-                for r in runs)
-            results["search_runs_1000"].check = "ok" if ok else f"WRONG: {len(runs)} runs (want {want}) or missing data"
-        except Exception as exc:  # noqa: BLE001
-            results["search_runs_1000"].check = f"check failed: {exc}"[:300]
-        try:
-            data = c.ok_json(c.post("/runs/search", filtered))
-            names = [r["info"].get("run_name") for r in data.get("runs", [])]
-            want_names = [r["name"] for r in expected_filtered[:1000]]
-            results["search_runs_filtered"].check = (
-                f"ok ({len(names)} runs)" if names == want_names
-                else f"WRONG: {len(names)} runs, expected {len(want_names)} in metrics.m1 DESC order")
-        except Exception as exc:  # noqa: BLE001
-            results["search_runs_filtered"].check = f"check failed: {exc}"[:300]
-        op("search_runs_1000", lambda _: c.ok_json(c.post("/runs/search", plain)), cfg.repeat_heavy)
-        op("search_runs_filtered", lambda _: c.ok_json(c.post("/runs/search", filtered)), cfg.repeat_heavy)
+        # --- concurrent writers ---
+        log(f"  {cfg.writers} concurrent writers x {cfg.conc_batches} batches of {cfg.conc_batch_size} metrics ...")
+        concurrent_writers(srv, cfg, c, exp_id, results)
+    else:
+        skip_all("tracking workload off (--workloads)", [k for k, *_ in OPS if k not in REGISTRY_KEYS and k != "registry_seeding"])
 
-        body = {"max_results": 1000, "view_type": "ACTIVE_ONLY"}
-        try:
-            n_exp = len(c.ok_json(c.post("/experiments/search", body)).get("experiments", []))
-            want = cfg.experiments + 3  # Default, bench-ops, bench-search
-            results["search_experiments"].check = "ok" if n_exp == want else f"WRONG: {n_exp} experiments, expected {want}"
-        except Exception as exc:  # noqa: BLE001
-            results["search_experiments"].check = f"check failed: {exc}"[:300]
-        op("search_experiments", lambda _: c.ok_json(c.post("/experiments/search", body)), cfg.repeat)
-
-    # --- concurrent writers ---
-    log(f"  {cfg.writers} concurrent writers x {cfg.conc_batches} batches of {cfg.conc_batch_size} metrics ...")
-    concurrent_writers(srv, cfg, c, exp_id, results)
+    # --- model registry (seeded last: the rows above run on the same data on every server) ---
+    if "registry" in cfg.workloads and cfg.registry_models > 0:
+        registry_workload(srv, cfg, c, exp_id, results, op, log)
+    else:
+        skip_all("registry workload off (--workloads or --registry-models 0)", REGISTRY_KEYS + ["registry_seeding"])
     c.close()
     return results
 
@@ -773,54 +752,277 @@ def concurrent_writers(srv: Server, cfg: Settings, c: Client, exp_id: str, resul
 
 
 # --------------------------------------------------------------------------------------------------
+# Model registry
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedModel:
+    name: str
+    tags: list[dict]
+    description: str
+    versions: list[dict]  # CreateModelVersion bodies without name/source/run_id, in version order
+    stages: dict[int, str]  # version -> stage, for the versions that leave "None"
+    aliases: dict[str, int]  # alias -> version
+
+    def latest(self) -> dict[str, int]:
+        """stage -> highest version in that stage (what latest_versions lists)."""
+        out: dict[str, int] = {}
+        for v in range(1, len(self.versions) + 1):
+            stage = self.stages.get(v, "None")
+            out[stage] = max(out.get(stage, 0), v)
+        return out
+
+
+def registry_plan(n_models: int, n_versions: int) -> list[PlannedModel]:
+    """Deterministic registry seed: identical on every server.
+
+    Every model gets 2 tags and a description; every version 2 tags and a description. Stages: the last
+    version of every 2nd model goes to Production, the one before it of every 3rd model to Staging,
+    version 1 of every 4th model to Archived; every 2nd model has the alias "champion" (last version) and
+    every 10th one also "challenger" (the version before it).
+    """
+    rng = random.Random(20261127)
+    plan = []
+    for i in range(n_models):
+        versions = [
+            {"tags": [{"key": "framework", "value": rng.choice(["sklearn", "pytorch", "xgboost"])},
+                      {"key": "quality", "value": f"q{rng.randrange(5)}"}],
+             "description": f"version {v} of model {i}"}
+            for v in range(1, n_versions + 1)
+        ]
+        stages: dict[int, str] = {}
+        if i % 4 == 0 and n_versions >= 3:
+            stages[1] = "Archived"
+        if i % 3 == 0 and n_versions >= 2:
+            stages[n_versions - 1] = "Staging"
+        if i % 2 == 0:
+            stages[n_versions] = "Production"
+        aliases = {"champion": n_versions} if i % 2 == 0 else {}
+        if i % 10 == 0 and n_versions >= 2:
+            aliases["challenger"] = n_versions - 1
+        plan.append(PlannedModel(
+            name=f"bench-model-{i:05d}",
+            tags=[{"key": "team", "value": f"team-{i % 7}"},
+                  {"key": "task", "value": rng.choice(["classification", "regression", "ranking"])}],
+            description=f"benchmark model {i}",
+            versions=versions, stages=stages, aliases=aliases,
+        ))
+    return plan
+
+
+def seed_registry(srv: Server, cfg: Settings, plan: list[PlannedModel], run_id: str) -> int:
+    """Creates the planned models through the API with a pool of clients (one session per thread).
+
+    One task per model (its versions are numbered in order, so one model never has two writers).
+    Returns the number of requests sent; raises the first error.
+    """
+    source = f"runs:/{run_id}/model"
+    local = threading.local()
+    clients: list[Client] = []
+    lock = threading.Lock()
+    counted = [0]
+
+    def client() -> Client:
+        sc = getattr(local, "client", None)
+        if sc is None:
+            sc = local.client = Client(srv.url, cfg.timeout)
+            with lock:
+                clients.append(sc)
+        return sc
+
+    def seed_model(m: PlannedModel) -> None:
+        sc = client()
+        n = 0
+        sc.ok_json(sc.post("/registered-models/create", {"name": m.name, "tags": m.tags, "description": m.description}))
+        n += 1
+        for v, body in enumerate(m.versions, start=1):
+            got = sc.ok_json(sc.post("/model-versions/create", {
+                "name": m.name, "source": source, "run_id": run_id, "tags": body["tags"], "description": body["description"],
+            }))
+            n += 1
+            number = str(got.get("model_version", {}).get("version"))
+            if number != str(v):
+                raise OpError(f"{m.name}: created version {number}, expected {v}")
+        for v, stage in sorted(m.stages.items()):
+            sc.ok_json(sc.post("/model-versions/transition-stage", {
+                "name": m.name, "version": str(v), "stage": stage, "archive_existing_versions": False,
+            }))
+            n += 1
+        for alias, v in m.aliases.items():
+            sc.ok_json(sc.post("/registered-models/alias", {"name": m.name, "alias": alias, "version": str(v)}))
+            n += 1
+        with lock:
+            counted[0] += n
+
+    error = None
+    ex = concurrent.futures.ThreadPoolExecutor(cfg.registry_seed_threads)
+    try:
+        futs = [ex.submit(seed_model, m) for m in plan]
+        for f in concurrent.futures.as_completed(futs):
+            exc = f.exception()
+            if exc is not None and error is None:
+                error = exc
+                for other in futs:
+                    other.cancel()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+        for sc in clients:
+            sc.close()
+    if error is not None:
+        raise error
+    return counted[0]
+
+
+def _version_key(mv: dict) -> tuple[str, int, str]:
+    return (mv.get("name"), int(mv.get("version", 0)), mv.get("current_stage"))
+
+
+def check_models_page(models: list[dict], by_name: dict[str, PlannedModel], want: int) -> str:
+    """The page has `want` models, each with its planned latest versions, tags and aliases."""
+    if len(models) != want:
+        return f"WRONG: {len(models)} models, expected {want}"
+    n_latest = 0
+    for rm in models:
+        m = by_name.get(rm.get("name"))
+        if m is None:
+            return f"WRONG: unexpected model {rm.get('name')!r}"
+        latest = sorted((mv.get("current_stage"), int(mv.get("version", 0))) for mv in rm.get("latest_versions", []))
+        if latest != sorted(m.latest().items()):
+            return f"WRONG: {m.name} latest_versions {latest}, expected {sorted(m.latest().items())}"
+        if len(rm.get("tags", [])) != len(m.tags) or len(rm.get("aliases", [])) != len(m.aliases):
+            return f"WRONG: {m.name} has {len(rm.get('tags', []))} tags / {len(rm.get('aliases', []))} aliases"
+        n_latest += len(latest)
+    return f"ok ({len(models)} models, {n_latest} latest versions)"
+
+
+def check_versions(versions: list[dict], models: list[PlannedModel]) -> str:
+    """Exactly the planned versions of `models`, with their stages and 2 tags each."""
+    want = sorted((m.name, v, m.stages.get(v, "None")) for m in models for v in range(1, len(m.versions) + 1))
+    got = sorted(_version_key(mv) for mv in versions)
+    if got != want:
+        return f"WRONG: {len(got)} versions (expected {len(want)}) or wrong numbers/stages"
+    if any(len(mv.get("tags", [])) != 2 for mv in versions):
+        return "WRONG: versions without their 2 tags"
+    return f"ok ({len(got)} versions)"
+
+
+def registry_workload(srv: Server, cfg: Settings, c: Client, exp_id: str, results: dict[str, OpResult], op, log) -> None:
+    plan = registry_plan(cfg.registry_models, cfg.registry_versions)
+    by_name = {m.name: m for m in plan}
+    total_versions = cfg.registry_models * cfg.registry_versions
+    # the model the single-model reads look at: one with every stage and both aliases if there is one
+    half = plan[len(plan) // 2:] + plan[:len(plan) // 2]
+    pick = next((m for m in half if len(m.latest()) == 4 and len(m.aliases) == 2),
+                next((m for m in half if m.aliases), half[0]))
+    log(f"  seeding registry: {cfg.registry_models} models x {cfg.registry_versions} versions "
+        f"({cfg.registry_seed_threads} clients) ...")
+    seed = results["registry_seeding"]
+    t0 = time.monotonic()
+    try:
+        run_id = c.create_run(exp_id, "registry-source")
+        n_requests = seed_registry(srv, cfg, plan, run_id)
+    except Exception as exc:  # noqa: BLE001
+        msg = f"seeding failed after {time.monotonic() - t0:.0f}s: {exc.__class__.__name__}: {exc}"[:400]
+        seed.errors, seed.first_error = 1, msg
+        for k in REGISTRY_KEYS:
+            results[k].skipped = msg
+        log(f"  {msg}")
+        return
+    took = time.monotonic() - t0
+    seed.samples = [took]
+    seed.check = (f"{cfg.registry_models} models, {total_versions} versions, {n_requests} requests "
+                  f"({n_requests / took:.0f} req/s, {cfg.registry_seed_threads} clients)")
+    log(f"  registry seeding took {took:.1f}s ({n_requests} requests)")
+    analyze_db(srv, cfg, log)
+
+    rm_params = lambda n: {"filter": PROMPT_FILTER, "max_results": n}  # noqa: E731
+    name_params = {"filter": f"name='{pick.name}'", "max_results": 10000}
+    all_params = {"max_results": 10000}
+    get_params = {"name": pick.name}
+    alias = "challenger" if "challenger" in pick.aliases else next(iter(pick.aliases), None)
+    alias_params = {"name": pick.name, "alias": alias}
+    if alias is None:
+        results["get_alias"].skipped = "no model with an alias in this --registry-models/--registry-versions shape"
+
+    # correctness checks (untimed), the same on every server
+    def check(key, fn):
+        try:
+            results[key].check = fn()
+        except Exception as exc:  # noqa: BLE001
+            results[key].check = f"check failed: {exc.__class__.__name__}: {exc}"[:300]
+
+    ordered = sorted(plan, key=lambda m: m.name)  # the default order (name ASC) on both servers
+
+    def chk_rm(n):
+        def fn():
+            data = c.ok_json(c.get("/registered-models/search", rm_params(n)))
+            models = data.get("registered_models", [])
+            verdict = check_models_page(models, by_name, min(n, len(plan)))
+            if verdict.startswith("ok") and [m.get("name") for m in models] != [m.name for m in ordered[:n]]:
+                verdict = "WRONG: not the first models by name"
+            has_more = len(plan) > n
+            if verdict.startswith("ok") and bool(data.get("next_page_token")) != has_more:
+                verdict = f"WRONG: next_page_token {'missing' if has_more else 'unexpected'}"
+            return verdict
+        return fn
+
+    def chk_name():
+        return check_versions(c.ok_json(c.get("/model-versions/search", name_params)).get("model_versions", []), [pick])
+
+    def chk_all():
+        data = c.ok_json(c.get("/model-versions/search", all_params))
+        first = data.get("model_versions", [])
+        versions, token, pages = list(first), data.get("next_page_token"), 1
+        while token and pages < 50:  # bounded: a server that pages below 10,000 is still counted
+            data = c.ok_json(c.get("/model-versions/search", {**all_params, "page_token": token}))
+            versions += data.get("model_versions", [])
+            token, pages = data.get("next_page_token"), pages + 1
+        verdict = check_versions(versions, plan)
+        if len(first) != len(versions):
+            verdict = f"WRONG: the page holds {len(first)} of {len(versions)} versions ({pages} pages); " + verdict
+        return verdict
+
+    def chk_get():
+        rm = c.ok_json(c.get("/registered-models/get", get_params)).get("registered_model", {})
+        verdict = check_models_page([rm], by_name, 1)
+        return verdict if not verdict.startswith("ok") else f"ok ({len(rm.get('latest_versions', []))} latest versions)"
+
+    def chk_alias():
+        mv = c.ok_json(c.get("/registered-models/alias", alias_params)).get("model_version", {})
+        want = pick.aliases[alias]
+        if (mv.get("name"), str(mv.get("version"))) != (pick.name, str(want)):
+            return f"WRONG: {mv.get('name')} v{mv.get('version')}, expected {pick.name} v{want}"
+        return f"ok (v{want}{', aliases ' + ','.join(sorted(mv['aliases'])) if mv.get('aliases') else ''})"
+
+    check("search_rm_100", chk_rm(100))
+    check("search_rm_1000", chk_rm(1000))
+    check("search_mv_name", chk_name)
+    check("search_mv_all", chk_all)
+    check("get_rm", chk_get)
+    if alias is not None:
+        check("get_alias", chk_alias)
+
+    op("search_rm_100", lambda _: c.ok_json(c.get("/registered-models/search", rm_params(100))), cfg.repeat)
+    # the heavy registry reads take seconds on the reference: one warm-up call (the checks above warmed up too)
+    heavy_warmup = min(cfg.warmup, 1)
+    op("search_rm_1000", lambda _: c.ok_json(c.get("/registered-models/search", rm_params(1000))), cfg.repeat_heavy,
+       heavy_warmup)
+    op("search_mv_name", lambda _: c.ok_json(c.get("/model-versions/search", name_params)), cfg.repeat)
+    op("search_mv_all", lambda _: c.ok_json(c.get("/model-versions/search", all_params)), cfg.repeat_heavy, heavy_warmup)
+    op("get_rm", lambda _: c.ok_json(c.get("/registered-models/get", get_params)), cfg.repeat)
+    if alias is not None:
+        op("get_alias", lambda _: c.ok_json(c.get("/registered-models/alias", alias_params)), cfg.repeat)
+
+
+# --------------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------------
 
 
-def sh(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def machine_info(venv: Path, pg_base: str) -> list[tuple[str, str]]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:
-        ncpu = os.cpu_count() or 0
-    vers = sh([str(venv / "bin" / "python"), "-c",
-               "import importlib.metadata as m\n"
-               "for p in ('mlflow','django','gunicorn','uvicorn','flask','sqlalchemy','psycopg'):\n"
-               "    try: print(p, m.version(p))\n"
-               "    except Exception: print(p, '?')"])
-    versions = ", ".join(" ".join(l.split()) for l in vers.splitlines()) or "unknown"
-    return [
-        ("date", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
-        ("nproc", str(ncpu)),
-        ("CPU", cpu or platform.processor() or "unknown"),
-        ("memory", mem or "unknown"),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", sh([str(venv / "bin" / "python"), "-c", "import sys; print(sys.version.split()[0])"]) or "?"),
-        ("versions", versions),
-        ("PostgreSQL", pg_version(pg_base)),
-    ]
+def bench_machine_info(venv: Path, pg_base: str) -> list[tuple[str, str]]:
+    packages = ("mlflow", "django", "gunicorn", "uvicorn", "flask", "sqlalchemy", "psycopg")
+    return [*machine_info(venv, packages), ("PostgreSQL", pg_version(pg_base))]
 
 
 def fmt_cell(key: str, res: OpResult | None, higher_better: bool) -> str:
@@ -845,13 +1047,17 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
         out.append(f"| {k} | {v} |")
     out.append(f"| workload | {cfg.runs} runs (10 metrics, 5 params, 5 tags each) + {cfg.experiments} experiments; "
                f"repeat {cfg.repeat} (heavy ops {cfg.repeat_heavy}), warmup {cfg.warmup}, per-op budget {cfg.max_op_seconds:.0f}s; "
-               f"{cfg.writers} writers x {cfg.conc_batches} batches; {args.workers} workers per server"
+               f"{cfg.writers} writers x {cfg.conc_batches} batches; "
+               f"registry {cfg.registry_models} models x {cfg.registry_versions} versions = "
+               f"{cfg.registry_models * cfg.registry_versions} versions (seeded by {cfg.registry_seed_threads} clients); "
+               f"{args.workers} workers per server{'; ANALYZE after seeding' if cfg.analyze else ''}"
                f"{'; --quick' if args.quick else ''} |")
     out.append("")
     out.append("Median latency in ms (lower is better) unless stated. ratio = faster reference / ours "
-               "(>1: ours is faster); for throughput, ours / faster reference.\n")
+               "(>1: ours is faster); for throughput, ours / faster reference. The last row is the registry "
+               "set-up time in seconds (not a measured operation, no goal).\n")
     hdr = ["operation", "ours", "reference (uvicorn)", "reference (gunicorn/Flask)", "ratio", "goal", "met"]
-    out.append("| " + " | ".join(hdr) + " |")
+    out.append(markdown_row(hdr))
     out.append("|" + "|".join(["---"] + ["---:"] * 4 + ["---:", ":---:"]) + "|")
     for key, label, higher, goal in OPS:
         cells = [label]
@@ -868,6 +1074,7 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
             if res is not None and res.samples:
                 meds[name] = res.median
         refs = [meds[n] for n in ("ref-uvicorn", "ref-gunicorn") if n in meds]
+        goal_cell = f"≥{goal:g}×" if goal is not None else "info"
         if "ours" in meds and refs and meds["ours"] > 0:
             if higher:
                 ratio = meds["ours"] / max(refs)
@@ -875,10 +1082,11 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
                 ratio = min(refs) / meds["ours"]
             ours_res = results["ours"][key]
             clean = ours_res.errors == 0 and not ours_res.check.startswith(("WRONG", "LOST"))
-            cells += [f"{ratio:.2f}×", f"≥{goal:g}×", ("yes" if ratio >= goal else "no") if clean else "no (errors)"]
+            met = "—" if goal is None else ("yes" if ratio >= goal else "no") if clean else "no (errors)"
+            cells += [f"{ratio:.2f}×", goal_cell, met]
         else:
-            cells += ["n/a", f"≥{goal:g}×", "n/a"]
-        out.append("| " + " | ".join(cells) + " |")
+            cells += ["n/a", goal_cell, "—" if goal is None else "n/a"]
+        out.append(markdown_row(cells))
     out.append("")
     # server status and correctness checks
     out.append("### Servers\n")
@@ -904,7 +1112,7 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
             res = results.get(name, {}).get(key)
             bits = []
             if res is not None:
-                if res.samples and not higher:
+                if res.samples and not higher and OPS_GOALS[key] is not None:
                     bits.append(f"n={len(res.samples)} p90={res.pct(0.9):.1f}")
                 if res.check:
                     bits.append(res.check)
@@ -915,7 +1123,7 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
             text = "; ".join(bits).replace("|", "\\|").replace("\n", " ")
             any_note = any_note or bool(text)
             row.append(text or "—")
-        out.append("| " + " | ".join(row) + " |")
+        out.append(markdown_row(row))
     out.append("")
     return "\n".join(out)
 
@@ -936,10 +1144,13 @@ def parse_args(argv=None):
                         + ", ".join(DB_NAMES.values()) + " are dropped and re-created on it")
     p.add_argument("--servers", default=",".join(SERVER_NAMES), help="comma-separated subset of " + ", ".join(SERVER_NAMES))
     p.add_argument("--workers", type=int, default=4, help="worker processes per server")
-    p.add_argument("--quick", action="store_true", help="~1 minute smoke run (small data, few repetitions)")
+    p.add_argument("--workloads", default="tracking,registry",
+                   help="comma-separated subset of tracking (runs, metrics, experiments, writers) and registry")
+    p.add_argument("--quick", action="store_true", help="~2 minute smoke run (small data, few repetitions)")
     p.add_argument("--repeat", type=int, default=None, help="measured calls per cheap operation (default 60, quick 10)")
     p.add_argument("--repeat-heavy", type=int, default=None,
-                   help="measured calls for log_batch 500/1000 and search_runs (default 15, quick 3)")
+                   help="measured calls for log_batch 500/1000, search_runs, search_registered_models max_results=1000 "
+                        "and search_model_versions of all versions (default 15, quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls before each operation (default 3, quick 1)")
     p.add_argument("--runs", type=int, default=None, help="runs in the search experiment (default 2000, quick 300)")
     p.add_argument("--experiments", type=int, default=None, help="extra experiments for search_experiments (default 100)")
@@ -949,6 +1160,12 @@ def parse_args(argv=None):
     p.add_argument("--max-op-seconds", type=float, default=None,
                    help="time budget per measured operation; stops early after at least 3 samples (default 40, quick 8)")
     p.add_argument("--seed-threads", type=int, default=4, help="threads used to seed the search experiment")
+    p.add_argument("--registry-models", type=int, default=None,
+                   help="registered models seeded for the registry rows (default 1000, quick 100; 0 = no registry rows)")
+    p.add_argument("--registry-versions", type=int, default=None,
+                   help="versions per registered model (default 10, quick 5)")
+    p.add_argument("--registry-seed-threads", type=int, default=8,
+                   help="concurrent clients (one session each) seeding the registry")
     p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout per request (s)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for /health")
     p.add_argument("--ref-gunicorn-opts", default="--log-level warning",
@@ -956,6 +1173,10 @@ def parse_args(argv=None):
     p.add_argument("--venv", default=str(REPO / ".venv"), help="virtualenv with gunicorn, mlflow, django")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.md"), help="Markdown report path")
     p.add_argument("--keep-dbs", action="store_true", help="keep the benchmark databases afterwards")
+    p.add_argument("--analyze", action="store_true",
+                   help="run ANALYZE on each server's database after seeding (set-up, the same for every server): "
+                        "what autovacuum does in time; without it, a PostgreSQL with autovacuum off plans every "
+                        "query on never-analyzed tables")
     args = p.parse_args(argv)
     q = args.quick
     d = lambda v, full, quick: v if v is not None else (quick if q else full)  # noqa: E731
@@ -971,7 +1192,15 @@ def parse_args(argv=None):
         max_op_seconds=d(args.max_op_seconds, 40.0, 8.0),
         seed_threads=max(1, args.seed_threads),
         timeout=args.timeout,
+        registry_models=max(0, d(args.registry_models, 1000, 100)),
+        registry_versions=max(1, d(args.registry_versions, 10, 5)),
+        registry_seed_threads=max(1, args.registry_seed_threads),
+        workloads=tuple(w.strip() for w in args.workloads.split(",") if w.strip()),
+        analyze=args.analyze,
     )
+    bad = [w for w in cfg.workloads if w not in ("tracking", "registry")]
+    if bad:
+        p.error(f"unknown workload(s) {bad}; choose from tracking, registry")
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     bad = [n for n in names if n not in SERVER_NAMES]
     if bad:
@@ -986,9 +1215,7 @@ def main(argv=None) -> int:
     for exe in ("python", "gunicorn", "mlflow"):
         if not (venv / "bin" / exe).exists():
             print(f"warning: {venv / 'bin' / exe} not found", file=sys.stderr)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    atexit.register(kill_all)
+    kill_children_on_exit()
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_dir = RESULTS_DIR / "logs"
@@ -998,13 +1225,14 @@ def main(argv=None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     try:
-        with pg_connect_admin(args.pg):
-            pass
+        pg_exec(args.pg, "SELECT 1")
     except Exception as exc:  # noqa: BLE001
         print(f"cannot connect to PostgreSQL at {args.pg}: {exc}", file=sys.stderr)
         return 2
 
-    info = machine_info(venv, args.pg)
+    info = bench_machine_info(venv, args.pg)
+    cpu_watch = CpuWatch()
+    cpu_watch.start()
     servers: dict[str, Server] = {}
     status: dict[str, str] = {}
     results: dict[str, dict[str, OpResult]] = {}
@@ -1051,12 +1279,11 @@ def main(argv=None) -> int:
                     print(f"could not drop {DB_NAMES[name]}: {exc}", file=sys.stderr)
 
     info.append(("total wall time", f"{time.monotonic() - t_all:.0f}s"))
+    info.append(("CPU time during the run", cpu_watch.stop()))
     report = build_report(args, info, servers, status, results, cfg)
     print()
     print(report)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
+    out = write_report(report + "\n", args.output)
     log(f"report written to {out}")
     return 0
 

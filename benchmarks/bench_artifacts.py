@@ -28,16 +28,11 @@ create the databases). Only 127.0.0.1 is used.
 from __future__ import annotations
 
 import argparse
-import atexit
-import datetime as _dt
 import hashlib
 import os
-import platform
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +41,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 try:
     import boto3
@@ -57,8 +51,8 @@ try:
 except ImportError as exc:  # pragma: no cover - usage error
     sys.exit(f"bench_artifacts.py needs requests, boto3 and psutil (use the project's .venv/bin/python): {exc}")
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import (REPO, RESULTS_DIR, drop_db, free_port, kill_all, kill_children_on_exit, machine_info, pg_exec,
+                    pg_uri, recreate_db, run_to_end, spawn, stop, tail, venv_env, wait_for_health, write_report)
 
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -119,128 +113,6 @@ LOG_ALARMS = re.compile(
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Processes: every child runs in its own process group and is killed at exit, even on Ctrl-C.
-# --------------------------------------------------------------------------------------------------
-
-_LIVE: list[subprocess.Popen] = []
-_LIVE_LOCK = threading.Lock()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None and not _group_alive(proc.pid):
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-            if not _group_alive(proc.pid):
-                return
-            time.sleep(0.1)
-
-
-def spawn(cmd: list[str], *, cwd: Path, env: dict, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "ab") as out:
-        out.write(f"\n$ {shlex.join(cmd)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    with _LIVE_LOCK:
-        _LIVE.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    _kill_group(proc)
-    with _LIVE_LOCK:
-        if proc in _LIVE:
-            _LIVE.remove(proc)
-
-
-def kill_all() -> None:
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
-        _LIVE.clear()
-    for proc in procs:
-        _kill_group(proc)
-
-
-def _on_signal(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-# --------------------------------------------------------------------------------------------------
-# PostgreSQL (psycopg when importable, else the psql command)
-# --------------------------------------------------------------------------------------------------
-
-
-def pg_uri(base: str, database: str, *, sqlalchemy: bool = False) -> str:
-    parts = urlsplit(base)
-    scheme = parts.scheme
-    if sqlalchemy and scheme in ("postgresql", "postgres"):
-        scheme = "postgresql+psycopg"  # SQLAlchemy's default driver, psycopg2, is not installed
-    if not sqlalchemy and "+" in scheme:
-        scheme = "postgresql"
-    return urlunsplit((scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-def pg_exec(base: str, sql: str) -> str:
-    uri = pg_uri(base, "postgres")
-    try:
-        import psycopg
-    except ImportError:
-        psql = shutil.which("psql")
-        if not psql:
-            raise RuntimeError("neither psycopg nor psql is available to create the databases") from None
-        out = subprocess.run([psql, uri, "-v", "ON_ERROR_STOP=1", "-tAc", sql], capture_output=True, text=True, timeout=60)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.strip())
-        return out.stdout.strip()
-    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
-        cur = conn.execute(sql)
-        row = cur.fetchone() if cur.description else None
-        return str(row[0]) if row else ""
-
-
-def recreate_db(base: str, name: str) -> None:
-    pg_exec(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    pg_exec(base, f'CREATE DATABASE "{name}"')
-
-
-def drop_db(base: str, name: str) -> None:
-    pg_exec(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,13 +497,7 @@ class Server:
 
     def env(self) -> tuple[dict, str]:
         """The environment, and the part of it worth printing in the report."""
-        env = dict(os.environ)
-        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        env["VIRTUAL_ENV"] = str(self.venv)
-        env.pop("PYTHONPATH", None)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        env["DO_NOT_TRACK"] = "true"
+        env = venv_env(self.venv)
         shown = {}
         if self.storage == "s3":
             shown.update({"MLFLOW_S3_ENDPOINT_URL": self.moto.endpoint, **S3_ENV})
@@ -655,11 +521,7 @@ class Server:
             prefix = f"MLFLOW_BACKEND_STORE_URI={uri} MLFLOW_ARTIFACTS_DESTINATION={self.destination} {shown}".strip()
             migrate = [str(bin_ / "python"), "manage.py", "migrate", "--noinput"]
             self.commands.append(f"{prefix} {shlex.join(migrate)}")
-            mig = spawn(migrate, cwd=REPO, env=env, log_path=self.log_path)
-            try:
-                rc = mig.wait(timeout=600)
-            finally:
-                stop(mig)
+            rc = run_to_end(migrate, cwd=REPO, env=env, log_path=self.log_path)
             if rc != 0:
                 raise RuntimeError(f"manage.py migrate exited with {rc}:\n{tail(self.log_path)}")
             cmd = [str(bin_ / "gunicorn"), "-c", "mlflow_sh/gunicorn.conf.py", "--workers", str(self.workers),
@@ -683,23 +545,7 @@ class Server:
             self.commands.append(f"{shown} {shlex.join(cmd)}")
             cwd = self.artifacts  # stray mlruns/ or mlflow.db fallbacks land in the temp dir
         self.proc = spawn(cmd, cwd=cwd, env=env, log_path=self.log_path)
-        self._wait_health()
-
-    def _wait_health(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{tail(self.log_path)}")
-            try:
-                r = requests.get(self.url + "/health", timeout=5)
-                if r.status_code == 200:
-                    return
-                last = f"HTTP {r.status_code}"
-            except requests.RequestException as exc:
-                last = exc.__class__.__name__
-            time.sleep(0.25)
-        raise RuntimeError(f"/health did not answer 200 within {self.startup_timeout:.0f}s ({last}):\n{tail(self.log_path)}")
+        wait_for_health(self.url, self.proc, self.startup_timeout, self.log_path)
 
     def tree(self) -> ProcessTree:
         # ours: gunicorn master + workers. Reference: the `mlflow server` launcher only waits for its
@@ -981,31 +827,9 @@ def baseline_boto3(moto: Moto, src: Path, size: int, sha256: str, work: Path, in
 # --------------------------------------------------------------------------------------------------
 
 
-def sh(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def machine_info(venv: Path, pg_base: str, work: Path) -> list[tuple[str, str]]:
-    cpu = mem = ""
-    try:
-        cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                    if l.lower().startswith("model name")), "")
-    except OSError:
-        pass
-    mem = f"{psutil.virtual_memory().total / 1024**3:.1f} GiB"
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:
-        ncpu = os.cpu_count() or 0
-    vers = sh([str(venv / "bin" / "python"), "-c",
-               "import importlib.metadata as m\n"
-               "for p in ('mlflow','django','gunicorn','uvicorn','flask','boto3','botocore','s3transfer',"
-               "'django-storages','moto','requests','urllib3'):\n"
-               "    try: print(p, m.version(p))\n"
-               "    except Exception: print(p, '?')"])
+def artifacts_machine_info(venv: Path, pg_base: str, work: Path) -> list[tuple[str, str]]:
+    packages = ("mlflow", "django", "gunicorn", "uvicorn", "flask", "boto3", "botocore", "s3transfer",
+                "django-storages", "moto", "requests", "urllib3")
     try:
         pgv = pg_exec(pg_base, "SHOW server_version")
     except Exception as exc:  # noqa: BLE001
@@ -1016,13 +840,7 @@ def machine_info(venv: Path, pg_base: str, work: Path) -> list[tuple[str, str]]:
     except OSError:
         disk = str(work)
     return [
-        ("date", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
-        ("nproc", str(ncpu)),
-        ("CPU", cpu or platform.processor() or "unknown"),
-        ("memory", mem),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", sh([str(venv / "bin" / "python"), "-c", "import sys; print(sys.version.split()[0])"]) or "?"),
-        ("versions", ", ".join(" ".join(l.split()) for l in vers.splitlines()) or "unknown"),
+        *machine_info(venv, packages),
         ("PostgreSQL", pgv),
         ("temp dir", disk),
         ("load average at start (1/5/15 min)", load_average()),
@@ -1237,9 +1055,7 @@ def main(argv=None) -> int:
     for exe in ("python", "gunicorn", "mlflow"):
         if not (venv / "bin" / exe).exists():
             print(f"warning: {venv / 'bin' / exe} not found", file=sys.stderr)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    atexit.register(kill_all)
+    kill_children_on_exit()
 
     log_dir = RESULTS_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -1250,7 +1066,7 @@ def main(argv=None) -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="bench-artifacts-", dir=args.tmpdir))
-    info = machine_info(venv, args.pg, work)
+    info = artifacts_machine_info(venv, args.pg, work)
     need_s3 = any(SERVERS[n][1] == "s3" for n in args.servers)
     need_local = any(SERVERS[n][1] == "local" for n in args.servers)
     servers: list[Server] = []
@@ -1340,9 +1156,7 @@ def main(argv=None) -> int:
     report = build_report(args, info, args.size, servers, status, results, baselines, moto, time.monotonic() - t_all)
     print()
     print(report)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
+    out = write_report(report + "\n", args.output)
     log(f"report written to {out}")
     return 0
 

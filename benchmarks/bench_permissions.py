@@ -38,24 +38,22 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-sys.path.insert(0, str(REPO))
 
 try:
-    import psycopg
+    import psycopg  # noqa: F401 - creates the databases (common.pg_exec) and serves count_queries()
     import requests
 except ImportError as exc:  # pragma: no cover - usage error
     sys.exit(f"bench_permissions.py needs requests and psycopg (use the project's .venv/bin/python): {exc}")
+
+from common import (REPO, RESULTS_DIR, drop_db, free_port, kill_all, markdown_row, pg_uri, recreate_db, run_to_end,
+                    spawn, stop, tail, wait_for_health, write_report)
+
+sys.path.insert(0, str(REPO))  # for tests.doubles and, in count_queries(), the project itself
 
 PROJECT, PROJECT_ID, TOKEN = "team/wine", 42, "bench-token"
 VIEW = f"/{PROJECT}/tracking"
@@ -63,73 +61,6 @@ API = "/api/2.0/mlflow"
 MODES = ("open", "sharinghub", "sharinghub-redis")
 OPS = {"get_run": "runs/get", "log_batch_10": "runs/log-batch 10 metrics"}
 GOAL_MS, GOAL_QUERIES = 2.0, 1
-
-
-# --- processes ---------------------------------------------------------------------------------------------
-
-_PROCS: list[subprocess.Popen] = []
-
-
-def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        out.write(f"\n$ {shlex.join(cmd)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # its own group: gunicorn's workers go with it
-    _PROCS.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    if proc in _PROCS:
-        _PROCS.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in list(_PROCS):
-        stop(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-# --- PostgreSQL --------------------------------------------------------------------------------------------------
-
-
-def pg_uri(base: str, database: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit(("postgresql", parts.netloc, "/" + database, parts.query, ""))
-
-
-def recreate_db(base: str, name: str) -> None:
-    with psycopg.connect(pg_uri(base, "postgres"), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_db(base: str, name: str) -> None:
-    with psycopg.connect(pg_uri(base, "postgres"), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- servers -------------------------------------------------------------------------------------------------------
@@ -174,33 +105,24 @@ class Server:
         self.log.write_text("")
         recreate_db(self.args.pg, self.db)
         bin_ = Path(self.args.venv) / "bin"
-        migrate = spawn([str(bin_ / "python"), "manage.py", "migrate", "--noinput"], self.env(), self.log)
-        if migrate.wait(timeout=600) != 0:
+        migrate = [str(bin_ / "python"), "manage.py", "migrate", "--noinput"]
+        if run_to_end(migrate, cwd=REPO, env=self.env(), log_path=self.log) != 0:
             raise RuntimeError(f"migrate failed for {self.mode}:\n{tail(self.log)}")
-        _PROCS.remove(migrate)
         cmd = [str(bin_ / "gunicorn"), "mlflow_sh.wsgi:application", "-c", "mlflow_sh/gunicorn.conf.py",
                "--workers", str(self.args.workers), "--bind", f"127.0.0.1:{self.port}"]
         extra = [f"{k}={v}" for k, v in self.env().items()
                  if k in {"SHARINGHUB_URL", "CACHE_URL", "PROJECT_CACHE_TIMEOUT", "SHARINGHUB_AUTH_CACHE_TIMEOUT"}]
         self.command = shlex.join([*extra, *cmd])
-        self.proc = spawn(cmd, self.env(), self.log)
-        deadline = time.monotonic() + self.args.startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.mode} exited with {self.proc.returncode}:\n{tail(self.log)}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.mode} did not answer /health within {self.args.startup_timeout}s:\n{tail(self.log)}")
+        self.proc = spawn(cmd, cwd=REPO, env=self.env(), log_path=self.log)
+        try:
+            wait_for_health(self.url, self.proc, self.args.startup_timeout, self.log)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{self.mode}: {exc}") from None
 
     def stop(self) -> None:
         self.session.close()
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
+        stop(self.proc)
+        self.proc = None
         if self.artifacts is not None:
             shutil.rmtree(self.artifacts, ignore_errors=True)
         if not self.args.keep_dbs:
@@ -411,7 +333,7 @@ def report(args, servers: list[Server], samples, queries, double_calls: int, wal
     header = ["operation", *[f"{m} p50 (p90)" for m in modes], *[f"overhead {m}" for m in modes if m != "open"],
               *[f"paired Δ {m}" for m in modes if m != "open"], f"goal ≤ {GOAL_MS:g} ms",
               *[f"met {m}" for m in modes if m != "open"]]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [markdown_row(header), "|" + "---|" * len(header)]
     for name, label in OPS.items():
         p50 = {m: pct(samples[(m, name)], 0.5) for m in modes}
         p90 = {m: pct(samples[(m, name)], 0.9) for m in modes}
@@ -422,7 +344,7 @@ def report(args, servers: list[Server], samples, queries, double_calls: int, wal
                   for m in modes if m != "open"]
         row = [label, *[f"{fmt(p50[m])} ({fmt(p90[m])})" for m in modes], *[f"{o:+.2f}" for o in overheads],
                *[f"{d:+.2f}" for d in paired], f"≤ {GOAL_MS:g}", *["yes" if o <= GOAL_MS else "no" for o in overheads]]
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(markdown_row(row))
     if queries:
         lines += ["", f"In-process (Django test client against the open server's database, warm cache), SQL queries per "
                   f"request (CaptureQueriesContext):", "",
@@ -465,7 +387,7 @@ def parse_args(argv=None):
     parser.add_argument("--keep-dbs", action="store_true", help="keep the benchmark databases")
     parser.add_argument("--startup-timeout", type=float, default=90.0)
     parser.add_argument("--venv", default=str(REPO / ".venv"), help="virtualenv with gunicorn and the project")
-    parser.add_argument("--out", default=str(RESULTS / "permissions-latest.md"), help="where to write the report")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "permissions-latest.md"), help="where to write the report")
     args = parser.parse_args(argv)
     modes = ["open", *[m for m in args.modes.split(",") if m and m != "open"]]
     unknown = set(modes) - set(MODES)
@@ -503,7 +425,7 @@ def redis_available(db: int) -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    atexit.register(stop_all)
+    atexit.register(kill_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     from tests.doubles.sharinghub import SharingHubDouble
 
@@ -513,7 +435,7 @@ def main(argv=None) -> int:
     if "sharinghub-redis" in args.mode_list and not redis_available(args.redis_db):
         print("Redis not reachable on 127.0.0.1:6379: skipping sharinghub-redis", file=sys.stderr)
         args.mode_list.remove("sharinghub-redis")
-    log_dir = RESULTS / "logs"
+    log_dir = RESULTS_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     servers = [Server(mode, args, double.url, log_dir) for mode in args.mode_list]
     started = time.monotonic()
@@ -544,8 +466,7 @@ def main(argv=None) -> int:
         double.stop()
         forget_redis_entries(args.redis_db)
     text = report(args, servers, samples, queries, double_calls, time.monotonic() - started)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_report(text, args.out)
     print(text)
     print(f"written to {args.out}")
     return 0

@@ -110,7 +110,7 @@ def database_from_uri(uri: str, *, variable: str, base_dir: Path) -> dict:
             "PORT": str(port or ""),
             "OPTIONS": options,
             "CONN_MAX_AGE": 600,
-            "CONN_HEALTH_CHECKS": True,
+            "CONN_HEALTH_CHECKS": False,  # a SELECT 1 per request costs more than one failed request after a restart
         }
     raise ImproperlyConfigured(
         f"{variable} has an unsupported scheme {scheme or '(none)'!r}: use postgresql://… or sqlite:///…"
