@@ -241,6 +241,14 @@ class MlflowJSONRenderer(BaseRenderer):
         return orjson.dumps(data)  # NaN never reaches here: payloads write it as "NaN", as MLflow does
 
 
+def run_id_of(data: dict) -> str:
+    """The run a request names: run_id, or run_uuid as legacy clients send it."""
+    run_id = data.get("run_id") or data.get("run_uuid")
+    if not run_id:
+        raise missing_value("run_id")
+    return run_id
+
+
 def non_empty(**fields) -> dict:
     """Empty repeated fields are omitted, as protobuf's JSON has them."""
     return {name: value for name, value in fields.items() if value}

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from registry.models import DELETED_STAGE, ModelVersion, RegisteredModelTag
+from registry.selectors import PROMPT_TAG
 
-PROMPT_TAG = "mlflow.prompt.is_prompt"
 SUFFIX = re.compile(r"\s+\((\d+)\)$")
 
 

@@ -8,7 +8,7 @@ from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from mlflow_sh.errors import MlflowError
-from mlflow_sh.wire import missing_value
+from mlflow_sh.wire import missing_value, run_id_of
 from tracking import selectors
 from tracking.artifacts import artifact_store, join, safe_path, store_path_from_uri
 
@@ -142,15 +142,8 @@ def _proxied_root(run_id: str) -> str:
     return root
 
 
-def _run_id(data) -> str:
-    run_id = data.get("run_id") or data.get("run_uuid")
-    if not run_id:
-        raise missing_value("run_id")
-    return run_id
-
-
 def list_run_artifacts(request, data):
-    run_id = _run_id(data)
+    run_id = run_id_of(data)
     relative = safe_path(data["path"] or "")
     artifact_uri, root = _run_artifact_root(run_id)
     body = {"root_uri": artifact_uri}
@@ -162,7 +155,7 @@ def list_run_artifacts(request, data):
 
 
 def get_run_artifact(request, data):
-    return download_response(join(_proxied_root(_run_id(data)), safe_path(data["path"] or "")))
+    return download_response(join(_proxied_root(run_id_of(data)), safe_path(data["path"] or "")))
 
 
 def upload_run_artifact(request, data):

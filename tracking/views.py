@@ -4,7 +4,7 @@
 from django.conf import settings
 
 from mlflow_sh.errors import MlflowError
-from mlflow_sh.wire import missing_value, non_empty, with_page_token
+from mlflow_sh.wire import missing_value, non_empty, run_id_of, with_page_token
 from tracking import payloads, selectors, services, validation
 from tracking.artifacts import artifact_store
 
@@ -12,13 +12,6 @@ MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_BULK_RESULTS = 25000
 MAX_BULK_INTERVAL_RESULTS = 2500
 MAX_DATASET_SEARCH_EXPERIMENTS = 20
-
-
-def _run_id(data: dict) -> str:
-    run_id = data.get("run_id") or data.get("run_uuid")  # legacy clients send run_uuid only
-    if not run_id:
-        raise missing_value("run_id")
-    return run_id
 
 
 # --- experiments --------------------------------------------------------------------------------
@@ -91,43 +84,43 @@ def create_run(request, data):
 
 
 def get_run(request, data):
-    return {"run": selectors.run_get(_run_id(data))}
+    return {"run": selectors.run_get(run_id_of(data))}
 
 
 def update_run(request, data):
-    run_id = _run_id(data)
+    run_id = run_id_of(data)
     services.run_update(run_id=run_id, status=data["status"], end_time=data["end_time"], run_name=data["run_name"] or "")
     return {"run_info": selectors.run_info_get(run_id)}
 
 
 def delete_run(request, data):
-    services.run_delete(run_id=_run_id(data))
+    services.run_delete(run_id=run_id_of(data))
     return {}
 
 
 def restore_run(request, data):
-    services.run_restore(run_id=_run_id(data))
+    services.run_restore(run_id=run_id_of(data))
     return {}
 
 
 def set_tag(request, data):
-    services.run_set_tag(run_id=_run_id(data), key=data["key"], value=data["value"])
+    services.run_set_tag(run_id=run_id_of(data), key=data["key"], value=data["value"])
     return {}
 
 
 def delete_tag(request, data):
-    services.run_delete_tag(run_id=_run_id(data), key=data["key"])
+    services.run_delete_tag(run_id=run_id_of(data), key=data["key"])
     return {}
 
 
 def log_metric(request, data):
     metric = {name: data[name] for name in ("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")}
-    services.run_log_batch(run_id=_run_id(data), metrics=[metric])
+    services.run_log_batch(run_id=run_id_of(data), metrics=[metric])
     return {}
 
 
 def log_param(request, data):
-    services.run_log_batch(run_id=_run_id(data), params=[{"key": data["key"], "value": data["value"]}])
+    services.run_log_batch(run_id=run_id_of(data), params=[{"key": data["key"], "value": data["value"]}])
     return {}
 
 
@@ -177,7 +170,7 @@ def get_metric_history(request, data):
     if max_results is not None and max_results <= 0:
         raise MlflowError.invalid(f"max_results must be greater than 0, got {max_results}.")
     metrics, token = selectors.metric_history(
-        run_id=_run_id(data), key=data["metric_key"], max_results=max_results, token=data["page_token"]
+        run_id=run_id_of(data), key=data["metric_key"], max_results=max_results, token=data["page_token"]
     )
     return with_page_token(non_empty(metrics=metrics), token)
 
