@@ -121,15 +121,14 @@ def error_response(err: MlflowError):
 
 
 def mlflow_exception_handler(exc, context):
-    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure leaves as MLflow JSON, and rolls back."""
-    from rest_framework.views import set_rollback
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure leaves as MLflow JSON.
 
+    Nothing to roll back here: an RPC that writes runs its handler in an atomic block (RpcView._handle), which
+    the exception has already left, rolling back."""
     if isinstance(exc, HttpAnswer):
-        set_rollback()
         return exc.response
     err = as_mlflow_error(exc)
     if err.status >= 500:
         request = context.get("request")
         logger.error("%s %s failed", getattr(request, "method", "?"), getattr(request, "path", "?"), exc_info=exc)
-    set_rollback()  # ATOMIC_REQUESTS: a request that fails writes nothing
     return error_response(err)

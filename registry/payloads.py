@@ -1,48 +1,39 @@
-"""Registry rows as MLflow JSON, a fixed number of queries per page."""
+"""Registry rows as MLflow JSON. Tags and aliases come as JSON columns of their owner's own query, so a model
+version is one statement and a registered model two (its row, then its latest versions), whatever the page size."""
 
 from collections import defaultdict
 
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
+import orjson
+from django.db.models import Exists, OuterRef
 
-from registry.models import DELETED_STAGE, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
-from tracking.lookups import Values
+from registry.models import DELETED_STAGE, ModelVersion, ModelVersionTag, RegisteredModelAlias, RegisteredModelTag
+from tracking.lookups import Values, json_rows
 
 VERSION_COLUMNS = (
     "id", "registered_model__name", "version", "creation_timestamp", "last_updated_timestamp", "current_stage",
     "description", "source", "run_id", "status", "status_message", "run_link", "registered_model_id",
 )
+MODEL_COLUMNS = ("id", "name", "creation_timestamp", "last_updated_timestamp", "description")
 
 
-def model_versions(version_pks: list[int], *, with_aliases: bool = False) -> list[dict]:
-    """Versions in the given order: 2 queries (3 with aliases, which MLflow shows on single-version reads only)."""
-    by_pk = model_versions_by_pk(version_pks, with_aliases=with_aliases)
-    return [by_pk[pk] for pk in version_pks if pk in by_pk]
+def _children(text: str | None) -> list:
+    """The rows of a json_rows() column, in the order of their first column (SQL aggregates keep none)."""
+    return sorted(orjson.loads(text)) if text else []
 
 
-def model_versions_by_pk(version_pks, *, with_aliases: bool = False) -> dict[int, dict]:
-    rows = {row["id"]: row for row in ModelVersion.objects.filter(pk__any=Values(version_pks)).values(*VERSION_COLUMNS)}
-    tags = defaultdict(list)
-    for version_pk, key, value in (
-        ModelVersionTag.objects.filter(model_version_id__any=Values(version_pks)).order_by("id")
-        .values_list("model_version_id", "key", "value")
-    ):
-        tags[version_pk].append({"key": key, "value": value})
-    aliases = defaultdict(list)
+def version_rows(versions, *, with_aliases: bool = False):
+    """The values() query of a ModelVersion queryset, each row with its tags (and aliases, which MLflow shows on
+    single-version reads only): still a query, so that a search can page it."""
+    children = {"tag_rows": json_rows(ModelVersionTag.objects.filter(model_version=OuterRef("pk")),
+                                      "model_version", "id", "key", "value")}
     if with_aliases:
-        model_pks = {row["registered_model_id"] for row in rows.values()}
-        for model_pk, alias, version in (
-            RegisteredModelAlias.objects.filter(registered_model_id__any=Values(model_pks)).order_by("alias")
-            .values_list("registered_model_id", "alias", "version")
-        ):
-            aliases[(model_pk, version)].append(alias)
-    return {
-        pk: model_version(row, tags[pk], aliases[(row["registered_model_id"], row["version"])])
-        for pk, row in rows.items()
-    }
+        children["alias_rows"] = json_rows(
+            RegisteredModelAlias.objects.filter(registered_model=OuterRef("registered_model"), version=OuterRef("version")),
+            "registered_model", "alias")
+    return versions.annotate(**children).values(*VERSION_COLUMNS, *children)
 
 
-def model_version(row: dict, tags: list[dict], aliases: list[str]) -> dict:
+def model_version(row: dict) -> dict:
     body = {
         "name": row["registered_model__name"],
         "version": str(row["version"]),
@@ -57,61 +48,61 @@ def model_version(row: dict, tags: list[dict], aliases: list[str]) -> dict:
     body["status"] = row["status"]
     if row["status_message"]:
         body["status_message"] = row["status_message"]
-    if tags:
-        body["tags"] = tags
+    if tags := _children(row["tag_rows"]):
+        body["tags"] = [{"key": key, "value": value} for _id, key, value in tags]
     body["run_link"] = row["run_link"] or ""
-    if aliases:
-        body["aliases"] = aliases
+    if aliases := _children(row.get("alias_rows")):
+        body["aliases"] = [alias for (alias,) in aliases]
     return body
 
 
-def latest_version_pks(model_pks) -> dict[int, list[int]]:
-    """The highest version per stage of each model, in one query (a window over model and stage)."""
-    ranked = (
-        ModelVersion.objects.filter(registered_model_id__any=Values(model_pks)).exclude(current_stage=DELETED_STAGE)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("registered_model_id"), F("current_stage")],
-                              order_by=F("version").desc()))
-        .filter(rank=1).order_by("registered_model_id", "version").values_list("registered_model_id", "id")
-    )
+def model_versions(versions, *, with_aliases: bool = False) -> list[dict]:
+    """The versions of a queryset, in its order: one statement."""
+    return [model_version(row) for row in version_rows(versions, with_aliases=with_aliases)]
+
+
+def latest_of(live_versions):
+    """The highest of the given live versions per model and stage (no newer one in its stage), by version."""
+    newer = ModelVersion.objects.exclude(current_stage=DELETED_STAGE).filter(
+        registered_model=OuterRef("registered_model"), current_stage=OuterRef("current_stage"),
+        version__gt=OuterRef("version"))
+    return live_versions.filter(~Exists(newer)).order_by("registered_model_id", "version")
+
+
+def latest_versions(model_pks) -> dict[int, list[dict]]:
+    """The latest versions of each model: one statement."""
+    live = ModelVersion.objects.exclude(current_stage=DELETED_STAGE).filter(registered_model_id__any=Values(model_pks))
     latest = defaultdict(list)
-    for model_pk, version_pk in ranked:
-        latest[model_pk].append(version_pk)
+    for row in version_rows(latest_of(live)):
+        latest[row["registered_model_id"]].append(model_version(row))
     return latest
 
 
-def registered_models(model_pks: list[int]) -> list[dict]:
-    """Registered models in the given order, with latest versions, tags and aliases: 6 queries per page."""
-    rows = {
-        row["id"]: row for row in RegisteredModel.objects.filter(pk__any=Values(model_pks))
-        .values("id", "name", "creation_timestamp", "last_updated_timestamp", "description")
-    }
-    latest = latest_version_pks(model_pks)
-    versions = model_versions_by_pk([pk for pks in latest.values() for pk in pks])
-    tags, aliases = defaultdict(list), defaultdict(list)
-    for model_pk, key, value in (
-        RegisteredModelTag.objects.filter(registered_model_id__any=Values(model_pks)).order_by("id")
-        .values_list("registered_model_id", "key", "value")
-    ):
-        tags[model_pk].append({"key": key, "value": value})
-    for model_pk, alias, version in (
-        RegisteredModelAlias.objects.filter(registered_model_id__any=Values(model_pks)).order_by("alias")
-        .values_list("registered_model_id", "alias", "version")
-    ):
-        aliases[model_pk].append({"alias": alias, "version": str(version)})
-    result = []
-    for pk in model_pks:
-        if pk not in rows:
-            continue
-        row = rows[pk]
-        body = {"name": row["name"], "creation_timestamp": row["creation_timestamp"],
-                "last_updated_timestamp": row["last_updated_timestamp"]}
-        if row["description"] is not None:
-            body["description"] = row["description"]
-        if latest[pk]:
-            body["latest_versions"] = [versions[v] for v in latest[pk] if v in versions]
-        if tags[pk]:
-            body["tags"] = tags[pk]
-        if aliases[pk]:
-            body["aliases"] = aliases[pk]
-        result.append(body)
-    return result
+def model_rows(models):
+    """The values() query of a RegisteredModel queryset, each row with its tags and aliases."""
+    return models.annotate(
+        tag_rows=json_rows(RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")),
+                           "registered_model", "id", "key", "value"),
+        alias_rows=json_rows(RegisteredModelAlias.objects.filter(registered_model=OuterRef("pk")),
+                             "registered_model", "alias", "version"),
+    ).values(*MODEL_COLUMNS, "tag_rows", "alias_rows")
+
+
+def registered_models(rows: list[dict]) -> list[dict]:
+    """Rows of model_rows() as MLflow JSON, with their latest versions: one statement more."""
+    latest = latest_versions([row["id"] for row in rows]) if rows else {}
+    return [registered_model(row, latest.get(row["id"], [])) for row in rows]
+
+
+def registered_model(row: dict, latest: list[dict]) -> dict:
+    body = {"name": row["name"], "creation_timestamp": row["creation_timestamp"],
+            "last_updated_timestamp": row["last_updated_timestamp"]}
+    if row["description"] is not None:
+        body["description"] = row["description"]
+    if latest:
+        body["latest_versions"] = latest
+    if tags := _children(row["tag_rows"]):
+        body["tags"] = [{"key": key, "value": value} for _id, key, value in tags]
+    if aliases := _children(row["alias_rows"]):
+        body["aliases"] = [{"alias": alias, "version": str(version)} for alias, version in aliases]
+    return body

@@ -3,6 +3,7 @@
 from django.db.models import Exists, F, OuterRef, Q
 
 from mlflow_sh.errors import MlflowError
+from mlflow_sh.prepared import PreparedQuery
 from registry import payloads
 from registry.models import DELETED_STAGE, STAGES, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
 from tracking import search
@@ -38,12 +39,35 @@ def registered_model_pk(name: str) -> int:
     return pk
 
 
-def registered_model_get(name: str) -> dict:
-    return payloads.registered_models([registered_model_pk(name)])[0]
-
-
 def live_versions():
     return ModelVersion.objects.exclude(current_stage=DELETED_STAGE)
+
+
+# The single-object reads, one statement each (see mlflow_sh.prepared).
+MODEL_BY_NAME = PreparedQuery(lambda name: payloads.model_rows(RegisteredModel.objects.filter(name=name)), name=str)
+LATEST_OF_MODEL = PreparedQuery(
+    lambda name: payloads.version_rows(payloads.latest_of(live_versions().filter(registered_model__name=name)),
+                                       with_aliases=True), name=str)
+VERSION = PreparedQuery(
+    lambda name, version: payloads.version_rows(live_versions().filter(registered_model__name=name, version=version),
+                                                with_aliases=True), name=str, version=int)
+NEWEST_VERSION = PreparedQuery(
+    lambda name: payloads.version_rows(live_versions().filter(registered_model__name=name).order_by("-version")[:1],
+                                       with_aliases=True), name=str)
+# one join to the aliases, both conditions on it: this alias, pointing at this version
+VERSION_BY_ALIAS = PreparedQuery(
+    lambda name, alias: payloads.version_rows(live_versions().filter(
+        registered_model__name=name, registered_model__aliases__alias=alias,
+        registered_model__aliases__version=F("version")), with_aliases=True), name=str, alias=str)
+
+
+def registered_model_get(name: str) -> dict:
+    rows = MODEL_BY_NAME.rows(name=name)
+    if not rows:
+        raise model_not_found(name)
+    # MLflow shows aliases on single-version reads only, not in latest_versions
+    latest = [payloads.model_version({**row, "alias_rows": None}) for row in LATEST_OF_MODEL.rows(name=name)]
+    return payloads.registered_model(rows[0], latest)
 
 
 def model_version_pk(name: str, version) -> int:
@@ -55,11 +79,20 @@ def model_version_pk(name: str, version) -> int:
 
 
 def model_version_get(name: str, version) -> dict:
-    return payloads.model_versions([model_version_pk(name, version)], with_aliases=True)[0]
+    number = version_number(version)
+    rows = VERSION.rows(name=name, version=number)
+    if not rows:
+        raise version_not_found(name, number)
+    return payloads.model_version(rows[0])
 
 
 def download_uri(name: str, version) -> str:
-    return live_versions().filter(pk=model_version_pk(name, version)).values_list("storage_location", flat=True).get()
+    number = version_number(version)
+    location = (live_versions().filter(registered_model__name=name, version=number)
+                .values_list("storage_location", flat=True).first())
+    if location is None:
+        raise version_not_found(name, number)
+    return location
 
 
 def canonical_stage(stage: str) -> str:
@@ -70,25 +103,27 @@ def canonical_stage(stage: str) -> str:
 
 
 def latest_versions(name: str, stages: list[str]) -> list[dict]:
-    model_pk = registered_model_pk(name)
     wanted = {canonical_stage(stage) for stage in stages} or set(STAGES)
-    pks = payloads.latest_version_pks([model_pk]).get(model_pk, [])
-    versions = payloads.model_versions(pks, with_aliases=True)
-    return [mv for mv in versions if mv["current_stage"] in wanted]
+    rows = LATEST_OF_MODEL.rows(name=name)
+    if not rows:
+        registered_model_pk(name)  # 404 for an unknown model; a model without versions has none to list
+    return [payloads.model_version(row) for row in rows if row["current_stage"] in wanted]
 
 
 def version_by_alias(name: str, alias: str) -> dict:
-    model_pk = registered_model_pk(name)
-    if alias.lower() == "latest":
-        number = live_versions().filter(registered_model_id=model_pk).order_by("-version").values_list("version", flat=True).first()
-        if number is None:
-            raise MlflowError.not_found(f"Latest version not found for model {name}.")
-    else:
-        number = RegisteredModelAlias.objects.filter(registered_model_id=model_pk, alias=alias).values_list("version", flat=True).first()
+    """One statement when the alias resolves; the reasons it does not are looked up on that path only."""
+    is_latest = alias.lower() == "latest"
+    rows = NEWEST_VERSION.rows(name=name) if is_latest else VERSION_BY_ALIAS.rows(name=name, alias=alias)
+    if rows:
+        return payloads.model_version(rows[0])
+    model_pk = registered_model_pk(name)  # 404 for an unknown model
+    if is_latest:
+        raise MlflowError.not_found(f"Latest version not found for model {name}.")
+    number = RegisteredModelAlias.objects.filter(registered_model_id=model_pk, alias=alias).values_list("version", flat=True).first()
     if number is None:
         # 400, not 404, as the reference answers (clients rely on the code only)
         raise MlflowError.invalid(f"Registered model alias {alias} not found.")
-    return model_version_get(name, number)
+    raise version_not_found(name, number)  # the alias points at a deleted version
 
 
 # --- searches -------------------------------------------------------------------------------------
@@ -129,8 +164,8 @@ def registered_models_search(*, filter_string: str, order_by: list[str], max_res
             query = query.filter(value_q(MODEL_COLUMNS[clause.key], clause.op, clause.value))
     ordering = [direction(F(MODEL_COLUMNS[o.key]), o.ascending) for o in search.parse_order_by(order_by, search.REGISTERED_MODELS)]
     query = query.order_by(*ordering, "name")
-    pks, next_token = page(query.values_list("pk", flat=True), max_results=max_results, token=token)
-    return payloads.registered_models(pks), next_token
+    rows, next_token = page(payloads.model_rows(query), max_results=max_results, token=token)
+    return payloads.registered_models(rows), next_token
 
 
 def model_versions_search(*, filter_string: str, order_by: list[str], max_results: int, token: str | None,
@@ -151,5 +186,5 @@ def model_versions_search(*, filter_string: str, order_by: list[str], max_result
     if not ordering:
         ordering = [F("last_updated_timestamp").desc()]
     query = query.order_by(*ordering, "registered_model__name", "-version")
-    pks, next_token = page(query.values_list("pk", flat=True), max_results=max_results, token=token)
-    return payloads.model_versions(pks), next_token
+    rows, next_token = page(payloads.version_rows(query), max_results=max_results, token=token)
+    return [payloads.model_version(row) for row in rows], next_token

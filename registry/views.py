@@ -3,6 +3,7 @@
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.wire import non_empty, with_page_token
 from registry import payloads, selectors, services
+from registry.models import ModelVersion
 from tracking.artifact_views import download_response
 from tracking.artifacts import join, safe_path, store_path_from_uri
 from tracking.selectors import check_max_results
@@ -66,7 +67,7 @@ def create_model_version(request, data):
         name=data["name"], source=data["source"], run_id=data["run_id"], tags=data["tags"],
         run_link=data["run_link"], description=data["description"], model_id=data["model_id"],
     )
-    return {"model_version": payloads.model_versions([pk])[0]}
+    return {"model_version": payloads.model_versions(ModelVersion.objects.filter(pk=pk))[0]}
 
 
 def get_model_version(request, data):

@@ -44,3 +44,12 @@ def test_every_rpc_is_served_at_each_of_its_prefixes(client, db):
             url = url.replace("<path:artifact_path>", "1/x").replace("<str:model_id>", "m-1").replace("<path:tag_key>", "k")
             response = client.generic("OPTIONS", url)
             assert response.status_code != 404, f"{rpc.method} {url}"
+
+
+def test_only_searches_and_gets_run_outside_a_transaction():
+    # An RPC skips its transaction when its rule only reads; a write declared with a read rule would lose its
+    # all-or-nothing guarantee, so the read-only RPCs that are not GETs are named here.
+    read_only_posts = {rpc.name for rpc in ALL_RPCS if rpc.method != "GET" and rpc.atomic and not rpc.transactional}
+    assert read_only_posts == {"SearchExperiments", "SearchRuns", "SearchDatasets", "SearchLoggedModels",
+                               "SearchRegisteredModels", "GetLatestVersions", "SearchModelVersions"}
+    assert all(rpc.transactional for rpc in ALL_RPCS if rpc.atomic and rpc.method in {"PATCH", "DELETE", "PUT"})

@@ -1,8 +1,9 @@
-"""SQL LIKE / ILIKE with the caller's own wildcards (Django's contains/startswith escape them)."""
+"""SQL helpers: LIKE / ILIKE with the caller's own wildcards (Django's contains/startswith escape them), `<>`,
+long id lists as one parameter, and children rows folded into one JSON column of their parent's query."""
 
 import re
 
-from django.db.models import CharField, Field, ForeignObject, Lookup, TextField
+from django.db.models import Aggregate, CharField, F, Field, ForeignObject, Func, Lookup, Subquery, TextField
 
 
 def like_to_regex(pattern: str) -> str:
@@ -96,3 +97,33 @@ class AnyOf(Lookup):
 
 Field.register_lookup(AnyOf)
 ForeignObject.register_lookup(AnyOf)  # related fields keep lookups of their own
+
+
+class JsonTuple(Func):
+    """The given columns of one row as a compact JSON array."""
+
+    function = "JSON_BUILD_ARRAY"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="JSON_ARRAY", **extra)
+
+
+class JsonAgg(Aggregate):
+    """The JSON values of a group as one JSON text, NULL for no rows (order: the reader sorts)."""
+
+    function = "JSON_AGG"
+    template = "%(function)s(%(expressions)s)::text"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="JSON_GROUP_ARRAY", template="%(function)s(%(expressions)s)",
+                              **extra)
+
+
+def json_rows(queryset, group: str, *columns: str) -> Subquery:
+    """The rows of a correlated queryset as one JSON text `[[column, ...], ...]` (NULL when none): the children of
+    an object become one column of the object's own query instead of a query of their own. `group` is the
+    column that ties them to the outer row (the queryset filters it on an OuterRef)."""
+    rows = queryset.order_by().values(group).annotate(rows=JsonAgg(JsonTuple(*(F(column) for column in columns))))
+    return Subquery(rows.values("rows"), output_field=TextField())
