@@ -13,6 +13,12 @@ keepalive = 30
 accesslog = os.environ.get("MLFLOW_ACCESS_LOG", "-") or None
 errorlog = "-"
 wsgi_app = "mlflow_sh.wsgi:application"
+# Workers prove they are alive by touching a file: on tmpfs when there is one, since a container's /tmp may be
+# read-only (readOnlyRootFilesystem) or a slow overlay on which the touch can stall the worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Gunicorn 25+ opens a control socket in $HOME by default: nothing uses it, a container's home may be read-only,
+# and two servers sharing a home would take over (and on exit delete) each other's socket.
+control_socket_disable = True
 
 
 def on_starting(server):
