@@ -31,7 +31,7 @@ class Rpc:
     max_body_bytes: int | None = None
     body_too_large: str = ""  # MLflow's message for a body over max_body_bytes
     raw_body: bool = False  # the body is a file for the handler to stream: fields come from the query string
-    atomic: bool = True  # False: no transaction around a long transfer (the handler writes no rows)
+    atomic: bool = True  # False: the handler opens the transaction it needs itself (a long transfer needs none)
 
     @property
     def transactional(self) -> bool:

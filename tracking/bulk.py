@@ -6,24 +6,31 @@ Model instances and one placeholder per value cost more than the database's own 
 from django.db import connection
 
 
+def unnest_insert(model, columns: tuple[str, ...], rows: list[tuple], *, on_conflict: str,
+                  where: str = "") -> tuple[str, list]:
+    """PostgreSQL: (SQL, params) of one INSERT of rows (tuples in `columns` order) from column arrays, with an
+    optional WHERE on the rows and the `on_conflict` clause."""
+    quote = connection.ops.quote_name
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    # %b: binary arrays, so no element is quoted and escaped in Python (server-side binding only)
+    marker = "%b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "%s"
+    # varchar, not varchar(n): a cast would silently cut a long value the column must refuse
+    arrays = ", ".join(f"{marker}::{fields[column].db_type(connection).split('(')[0]}[]" for column in columns)
+    names = ", ".join(quote(column) for column in columns)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) {where} {on_conflict}"
+    return sql, [list(values) for values in zip(*rows)]
+
+
 def insert_rows(model, columns: tuple[str, ...], rows: list[tuple], *, on_conflict: str) -> None:
     """INSERT rows (tuples in `columns` order) into the model's table, followed by `on_conflict`."""
     if not rows:
         return
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    names = ", ".join(quote(column) for column in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            fields = {field.column: field for field in model._meta.concrete_fields}
-            # %b: binary arrays, so no element is quoted and escaped in Python (server-side binding only)
-            marker = "%b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "%s"
-            # varchar, not varchar(n): a cast would silently cut a long value the column must refuse
-            arrays = ", ".join(f"{marker}::{fields[column].db_type(connection).split('(')[0]}[]" for column in columns)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}",
-                [list(values) for values in zip(*rows)],
-            )
+            cursor.execute(*unnest_insert(model, columns, rows, on_conflict=on_conflict))
         else:
+            quote = connection.ops.quote_name
+            table = quote(model._meta.db_table)
+            names = ", ".join(quote(column) for column in columns)
             placeholders = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders}) {on_conflict}", rows)

@@ -65,14 +65,15 @@ RPCS = [
         fields={**RUN_REF, "status": RUN_STATUS, "end_time": Int(), "run_name": Str(default="")}),
     Rpc("DeleteRun", "POST", "mlflow/runs/delete", views.delete_run, delete(run="run_id"), fields=RUN_REF),
     Rpc("RestoreRun", "POST", "mlflow/runs/restore", views.restore_run, delete(run="run_id"), fields=RUN_REF),
+    # run_log_batch opens its own transaction, or needs none (a batch of metrics alone is one statement)
     Rpc("SetTag", "POST", "mlflow/runs/set-tag", views.set_tag, update(run="run_id"),
-        fields={**RUN_REF, "key": Str(required=True), "value": Str(default="")}),
+        fields={**RUN_REF, "key": Str(required=True), "value": Str(default="")}, atomic=False),
     Rpc("DeleteTag", "POST", "mlflow/runs/delete-tag", views.delete_tag, update(run="run_id"),
         fields={**RUN_REF, "key": Str(required=True)}),
     Rpc("LogMetric", "POST", "mlflow/runs/log-metric", views.log_metric, update(run="run_id"),
-        fields={**RUN_REF, **METRIC_FIELDS}),
+        fields={**RUN_REF, **METRIC_FIELDS}, atomic=False),
     Rpc("LogParam", "POST", "mlflow/runs/log-parameter", views.log_param, update(run="run_id"),
-        fields={**RUN_REF, "key": Str(required=True), "value": Str(default="")}),
+        fields={**RUN_REF, "key": Str(required=True), "value": Str(default="")}, atomic=False),
     Rpc("LogBatch", "POST", "mlflow/runs/log-batch", views.log_batch, update(run="run_id"),
         fields={
             "run_id": Str(required=True),
@@ -80,7 +81,7 @@ RPCS = [
             "params": PARAMS,
             "tags": TAGS,
         },
-        max_body_bytes=validation.MAX_BATCH_BYTES,
+        max_body_bytes=validation.MAX_BATCH_BYTES, atomic=False,
         body_too_large="Batched logging API requests must be at most {limit} bytes, got a request of size {size}."),
     Rpc("LogModel", "POST", "mlflow/runs/log-model", views.log_model, update(run="run_id"),
         fields={"run_id": Str(required=True), "model_json": Str(required=True)}),
@@ -171,4 +172,14 @@ RPCS = [
         fields={"artifact_file_path": Str(default="")}, prefixes=("ajax-api/2.0",), atomic=False),
     # capabilities
     Rpc("GetServerInfo", "GET", "mlflow/server-info", views.server_info, PUBLIC, prefixes=("api/3.0", "ajax-api/3.0")),
+    # asked by the web UI only; public, and no transaction: they answer constants, touch no row
+    Rpc("GetUiTelemetry", "GET", "mlflow/ui-telemetry", views.get_ui_telemetry, PUBLIC, prefixes=("ajax-api/3.0",),
+        atomic=False),
+    Rpc("PostUiTelemetry", "POST", "mlflow/ui-telemetry", views.post_ui_telemetry, PUBLIC, prefixes=("ajax-api/3.0",),
+        atomic=False),
+    *[
+        Rpc("GatewayProxy", method, "mlflow/gateway-proxy", views.gateway_proxy, PUBLIC, prefixes=("ajax-api/2.0",),
+            atomic=False)
+        for method in ("GET", "POST")
+    ],
 ]

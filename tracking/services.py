@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from mlflow_sh.errors import MlflowError
 from tracking import validation
-from tracking.bulk import insert_rows
+from tracking.bulk import insert_rows, unnest_insert
 from tracking.models import (
     ACTIVE,
     DELETED,
@@ -175,11 +175,13 @@ def active_run_for_update(run_id: str) -> dict:
     row = query.values("run_uuid", "experiment_id", "lifecycle_stage").first()
     if row is None:
         raise run_not_found(run_id)
-    if row["lifecycle_stage"] != ACTIVE:
-        raise MlflowError.invalid(
-            f"The run {run_id} must be in the 'active' state. Current state is {row['lifecycle_stage']}."
-        )
+    _require_active(run_id, row["lifecycle_stage"])
     return row
+
+
+def _require_active(run_id: str, stage: str) -> None:
+    if stage != ACTIVE:
+        raise MlflowError.invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
 
 
 def run_update(*, run_id: str, status: str | None, end_time: int | None, run_name: str) -> None:
@@ -223,14 +225,18 @@ def run_log_batch(*, run_id: str, metrics: list[dict] = (), params: list[dict] =
     params = _run_params(params)
     metrics = [_metric_point(m) for m in metrics]
     tags = _run_tags(tags)
-    active_run_for_update(run_id)
-    if params:
-        _params_insert(run_id, params)
-    if metrics:
-        _metrics_insert(run_id, metrics)
-        _latest_metrics_upsert(run_id, metrics)
-    if tags:
-        _tags_upsert(run_id, tags)
+    if metrics and not params and not tags and connection.vendor == "postgresql":
+        _metrics_log_in_one_statement(run_id, metrics)  # the hot path of training loops
+        return
+    with transaction.atomic():
+        active_run_for_update(run_id)
+        if params:
+            _params_insert(run_id, params)
+        if metrics:
+            insert_rows(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics), on_conflict=SAME_POINT_ONCE)
+            insert_rows(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics), on_conflict=_newer_replaces())
+        if tags:
+            _tags_upsert(run_id, tags)
 
 
 def _check_batch_limits(metrics, params, tags) -> None:
@@ -312,27 +318,51 @@ METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step", "is_nan", "mode
 LATEST_METRIC_COLUMNS = METRIC_COLUMNS[:6]
 
 
-def _metrics_insert(run_id: str, metrics: list[dict]) -> None:
-    rows = [(run_id, *(m[column] for column in METRIC_COLUMNS[1:])) for m in metrics]
-    insert_rows(Metric, METRIC_COLUMNS, rows, on_conflict="ON CONFLICT DO NOTHING")  # identical points: once
+SAME_POINT_ONCE = "ON CONFLICT DO NOTHING"  # a point logged twice, identical, is stored once
 
 
-def _latest_metrics_upsert(run_id: str, metrics: list[dict]) -> None:
-    """One statement: insert each key's newest point, or replace the stored one if this one is newer."""
+def _metric_rows(run_id: str, metrics: list[dict]) -> list[tuple]:
+    return [(run_id, *(m[column] for column in METRIC_COLUMNS[1:])) for m in metrics]
+
+
+def _latest_rows(run_id: str, metrics: list[dict]) -> list[tuple]:
+    """Each key's newest point of the batch, by key (concurrent writers then lock rows in one order)."""
     newest: dict[str, dict] = {}
     for m in metrics:
         current = newest.get(m["key"])
         if current is None or _order(m) > _order(current):
             newest[m["key"]] = m
-    rows = [(run_id, *(m[c] for c in LATEST_METRIC_COLUMNS[1:])) for m in sorted(newest.values(), key=lambda m: m["key"])]
+    return [(run_id, *(m[c] for c in LATEST_METRIC_COLUMNS[1:])) for m in sorted(newest.values(), key=lambda m: m["key"])]
+
+
+def _newer_replaces() -> str:
+    """The latest-metric upsert: a key's stored point is replaced only by a newer one."""
     q = connection.ops.quote_name
     table = q(LatestMetric._meta.db_table)
     updated = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in LATEST_METRIC_COLUMNS[2:])
     newer = ", ".join(f"excluded.{q(c)}" for c in ("step", "timestamp", "value"))
     stored = ", ".join(f"{table}.{q(c)}" for c in ("step", "timestamp", "value"))
-    insert_rows(LatestMetric, LATEST_METRIC_COLUMNS, rows, on_conflict=(
-        f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE ({newer}) > ({stored})"
-    ))
+    return f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE ({newer}) > ({stored})"
+
+
+def _metrics_log_in_one_statement(run_id: str, metrics: list[dict]) -> None:
+    """PostgreSQL, a batch of metrics alone: the run's lock and state check and both inserts in one statement,
+    atomic by itself, so no BEGIN and COMMIT round trips. The inserts only take rows when the run is active."""
+    q = connection.ops.quote_name
+    stage = q("lifecycle_stage")
+    if_active = f"WHERE (SELECT {stage} FROM run) = %s"
+    points, points_params = unnest_insert(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics),
+                                          on_conflict=SAME_POINT_ONCE, where=if_active)
+    latest, latest_params = unnest_insert(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics),
+                                          on_conflict=_newer_replaces(), where=if_active)
+    sql = (f"WITH run AS (SELECT {stage} FROM {q(Run._meta.db_table)} WHERE {q('run_uuid')} = %s FOR NO KEY UPDATE), "
+           f"points AS ({points}), latest AS ({latest}) SELECT {stage} FROM run")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run_id, *points_params, ACTIVE, *latest_params, ACTIVE])
+        row = cursor.fetchone()
+    if row is None:
+        raise run_not_found(run_id)
+    _require_active(run_id, row[0])
 
 
 def _order(metric: dict) -> tuple:

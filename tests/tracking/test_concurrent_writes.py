@@ -1,0 +1,49 @@
+"""Concurrent metric writers to one run, through a live server: every request is its own transaction (a batch of
+metrics alone is one statement), so nothing may be lost and the latest value must be the newest point."""
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tracking.models import LatestMetric, Metric
+
+WRITERS, BATCHES, KEYS = 8, 15, 5
+
+
+def test_concurrent_metric_batches_lose_nothing_and_keep_the_newest(live_server, default_experiment):
+    base = f"{live_server.url}/api/2.0/mlflow"
+    run = requests.post(f"{base}/runs/create", json={"experiment_id": "0", "start_time": 1}, timeout=30).json()
+    run_id = run["run"]["info"]["run_id"]
+
+    def writer(number: int) -> list[int]:
+        rng = random.Random(number)
+        statuses = []
+        with requests.Session() as session:
+            for batch in range(BATCHES):
+                step = rng.randrange(1000)
+                metrics = [{"key": f"k{k}", "value": number * 1000 + batch, "timestamp": 5, "step": step}
+                           for k in range(KEYS)]
+                body = {"run_id": run_id, "metrics": metrics}
+                if batch % 5 == 4:  # some batches also carry a param: the transactional path, side by side
+                    body["params"] = [{"key": f"p{number}-{batch}", "value": "v"}]
+                statuses.append(session.post(f"{base}/runs/log-batch", json=body, timeout=60).status_code)
+        return statuses
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        statuses = [status for result in pool.map(writer, range(WRITERS)) for status in result]
+
+    assert statuses == [200] * (WRITERS * BATCHES)
+    assert Metric.objects.filter(run_id=run_id).count() == WRITERS * BATCHES * KEYS  # distinct values: no collapse
+    for key in (f"k{k}" for k in range(KEYS)):
+        newest = max(Metric.objects.filter(run_id=run_id, key=key).values_list("step", "timestamp", "value"))
+        latest = LatestMetric.objects.get(run_id=run_id, key=key)
+        assert (latest.step, latest.timestamp, latest.value) == newest
+
+
+def test_a_metric_batch_to_a_missing_run_is_404_and_writes_nothing(live_server, default_experiment):
+    response = requests.post(f"{live_server.url}/api/2.0/mlflow/runs/log-batch", timeout=30, json={
+        "run_id": "0" * 32, "metrics": [{"key": "m", "value": 1, "timestamp": 1, "step": 0}]})
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert not Metric.objects.filter(run_id="0" * 32).exists()
