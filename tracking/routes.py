@@ -59,7 +59,7 @@ RPCS = [
     # runs
     Rpc("CreateRun", "POST", "mlflow/runs/create", views.create_run, update(experiment="experiment_id"),
         fields={"experiment_id": Str(default="0"), "user_id": Str(default=""), "run_name": Str(default=""),
-                "start_time": Int(), "tags": TAGS}),
+                "start_time": Int(), "tags": TAGS}, atomic=False),  # one insert statement (services.run_create)
     Rpc("GetRun", "GET", "mlflow/runs/get", views.get_run, read(run="run_id"), fields=RUN_REF),
     Rpc("UpdateRun", "POST", "mlflow/runs/update", views.update_run, update(run="run_id"),
         fields={**RUN_REF, "status": RUN_STATUS, "end_time": Int(), "run_name": Str(default="")}),

@@ -1,12 +1,12 @@
-"""Concurrent metric writers to one run, through a live server: every request is its own transaction (a batch of
-metrics alone is one statement), so nothing may be lost and the latest value must be the newest point."""
+"""Writes that are one SQL statement each (a run with its tags, a batch of metrics alone), through a live server
+in autocommit as in production: concurrent writers lose nothing, and a statement that fails leaves nothing."""
 
 import random
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tracking.models import LatestMetric, Metric
+from tracking.models import LatestMetric, Metric, Run
 
 WRITERS, BATCHES, KEYS = 8, 15, 5
 
@@ -47,3 +47,12 @@ def test_a_metric_batch_to_a_missing_run_is_404_and_writes_nothing(live_server, 
     assert response.status_code == 404
     assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert not Metric.objects.filter(run_id="0" * 32).exists()
+
+
+def test_a_run_whose_tags_fail_is_not_created(live_server, default_experiment):
+    # the run and its tags are one statement: a tag PostgreSQL refuses (NUL in text) leaves no run behind
+    response = requests.post(f"{live_server.url}/api/2.0/mlflow/runs/create", timeout=30, json={
+        "experiment_id": "0", "run_name": "half", "tags": [{"key": "k", "value": "a\u0000b"}]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "BAD_REQUEST"  # what the database refuses (mlflow_sh.errors)
+    assert not Run.objects.filter(name="half").exists()
