@@ -14,7 +14,6 @@ COPY tracking tracking
 COPY registry registry
 COPY permissions permissions
 COPY stac_publish stac_publish
-COPY webui webui
 # The runtime dependencies only, at the versions the suite passed with (no test extra, no mlflow). Every one
 # ships a wheel, psycopg[binary] with its own libpq: neither stage needs a compiler or a Debian package.
 RUN pip install -c constraints.txt .

@@ -27,12 +27,14 @@ $(VENV)/.installed-test: $(VENV)/.installed .venv-client2/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## serve: install, migrate and serve on 127.0.0.1:5000 (SQLite and ./data unless configured)
+## serve: install, fetch the web UI once, migrate and serve on 127.0.0.1:5000 (SQLite and ./data unless configured)
 serve: install
+	$(BIN)/python manage.py fetch_ui
 	$(BIN)/python manage.py serve
 
 ## test: install the test extras and run the whole suite against a real PostgreSQL
 test: install-test
+	$(BIN)/python manage.py fetch_ui  # the browser walks serve the UI from MLFLOW_UI_DIR, as `make serve` does
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: side-by-side benchmark with the reference `mlflow server` (needs PostgreSQL)

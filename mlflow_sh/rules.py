@@ -32,6 +32,7 @@ class Rule:
 
 PUBLIC = Rule(public=True)
 STAFF = Rule(guards=("django-staff",))  # the Django admin: Django's own staff accounts
+AUTHENTICATED = Rule()  # a valid credential, no project asked about: the UI's page, which shows no data itself
 
 
 def _rule(action: str, resources: dict) -> Rule:

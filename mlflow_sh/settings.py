@@ -52,9 +52,19 @@ MLFLOW_ERROR_EXTRA_KEYS = env_bool("MLFLOW_ERROR_EXTRA_KEYS", default=True)
 # Reported by /version (the MLflow release whose REST API this server speaks).
 MLFLOW_COMPATIBLE_VERSION = "3.18.0"
 
+# --- the MLflow web UI: MLflow's own bundle, served with an injected SharingHub script -----------
+# `manage.py fetch_ui` takes it from this release's wheel: the client release pinned in pyproject.toml's test
+# extra (the newest the package index serves complete); tests/ui keeps the two equal.
+MLFLOW_UI_VERSION = "3.17.2"
+# Where fetch_ui puts the bundle and the server reads it; the image sets a folder outside its data volume.
+MLFLOW_UI_DIR = Path(env_str("MLFLOW_UI_DIR", default="data/ui")).resolve()  # relative: to the working directory
+# /graphql answers at most this many root fields per query, and aliases per selection set (MLflow's names).
+MLFLOW_SERVER_GRAPHQL_MAX_ROOT_FIELDS = env_int("MLFLOW_SERVER_GRAPHQL_MAX_ROOT_FIELDS", default=10, minimum=1)
+MLFLOW_SERVER_GRAPHQL_MAX_ALIASES = env_int("MLFLOW_SERVER_GRAPHQL_MAX_ALIASES", default=10)
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "mlflow_sh.webui.static.ScriptPrefixedStaticFilesStorage"},
     "artifacts": artifact_storage(
         MLFLOW_ARTIFACTS_DESTINATION,
         variable="MLFLOW_ARTIFACTS_DESTINATION",
@@ -122,6 +132,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "mlflow_sh.middleware.ForwardedPrefixMiddleware",
     "permissions.middleware.ProjectViewMiddleware",
+    # After the project view: /<project>/tracking/static-files/... is the UI bundle too.
+    "mlflow_sh.webui.static.StaticFilesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -147,7 +159,8 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_from_uri(MLFLOW_BACKEND_STORE_URI, variable="MLFLOW_BACKEND_STORE_URI", base_dir=BASE_DIR)}
+# A relative SQLite path is relative to the working directory, as MLflow's (and the artifact folder's) are.
+DATABASES = {"default": database_from_uri(MLFLOW_BACKEND_STORE_URI, variable="MLFLOW_BACKEND_STORE_URI", base_dir=Path.cwd())}
 DATABASES["default"]["ATOMIC_REQUESTS"] = True  # one request, one transaction
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -159,8 +172,14 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "data" / "static"
+# Absolute: the storage below prefixes each URL with the request's X-Script-Name (Django would fix one prefix
+# for the life of the process).
+STATIC_URL = "/static/"
+# Nothing is collected: whitenoise serves the installed apps' static files (the admin's) where they are,
+# found once at start, so the image needs no collectstatic step and no STATIC_ROOT.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MIMETYPES = {".cjs": "text/javascript"}  # the UI bundle loads one; octet-stream would be refused
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlflow_sh.errors.mlflow_exception_handler",

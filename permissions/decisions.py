@@ -1,6 +1,8 @@
 """Decisions: may this caller do this to the resources this request names? Fail closed, answer as MLflow's
 auth app does (401 and 403 with text bodies), and scope searches to the projects the caller may read."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 
@@ -29,7 +31,12 @@ def not_authenticated(request) -> HttpAnswer:
         response = HttpResponse(NOT_AUTHENTICATED, status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="mlflow"'
         return HttpAnswer(response)
-    login = f"{request.META.get('SCRIPT_NAME', '').rstrip('/')}{request.project_prefix}/auth/login"
+    script_name = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    login = f"{script_name}{request.project_prefix}/auth/login"
+    if request.method == "GET" and "text/html" in request.META.get("HTTP_ACCEPT", ""):  # a page: come back to it
+        query = request.META.get("QUERY_STRING", "")
+        asked = f"{script_name}{request.project_prefix}{request.path_info}" + (f"?{query}" if query else "")
+        login = f"{login}?{urlencode({'next': asked})}"
     if settings.LOGIN_AUTO_REDIRECT:
         return HttpAnswer(HttpResponseRedirect(login))
     page = (f"<!doctype html><title>Login required</title><h1>Login required</h1>"

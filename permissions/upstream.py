@@ -111,11 +111,34 @@ def forget_local_cache() -> None:
     _local.clear()
 
 
+# Every key carries the cache's generation: clearing starts a new one, so that all earlier answers are ignored at
+# once by every process sharing the cache (cache.clear() would flush the whole Redis database CACHE_URL names).
+GENERATION_KEY = "mlflow-sh:generation"
+
+
+def _generation() -> int:
+    generation = _cache_get(GENERATION_KEY)
+    if generation is None:  # first use, or evicted: start at 0 (add() never overwrites a newer generation)
+        cache.add(GENERATION_KEY, 0, timeout=None)
+        generation = cache.get(GENERATION_KEY, 0)
+    return generation
+
+
+def clear_cache() -> None:
+    """Forgets every cached authentication and access level (the admin's "Clear permission cache").
+    Other processes follow within LOCAL_SECONDS; with the local-memory cache, only this process has one."""
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # no generation yet, or evicted
+        cache.set(GENERATION_KEY, 1, timeout=None)
+    _local.clear()
+
+
 def authenticated(credential: Credential) -> None:
     """Raises Unauthenticated unless the credential is valid; a yes is cached, a no is asked again next time."""
     if settings.PERMISSION_MODE == "sharinghub" and credential.kind == "default":
         return  # default-token mode: SharingHub answers for its own default identity
-    key = f"mlflow-sh:auth:{credential.fingerprint()}"
+    key = f"mlflow-sh:auth:{_generation()}:{credential.fingerprint()}"
     if _cache_get(key):
         return
     if settings.PERMISSION_MODE == "gitlab":
@@ -131,7 +154,8 @@ def authenticated(credential: Credential) -> None:
 
 def project_access(credential: Credential, project_path: str) -> ProjectAccess:
     """The caller's role on the project, from SharingHub's checker or GitLab's project API; cached."""
-    key = f"mlflow-sh:project:{credential.fingerprint()}:{hashlib.sha256(project_path.encode()).hexdigest()}"
+    project_hash = hashlib.sha256(project_path.encode()).hexdigest()
+    key = f"mlflow-sh:project:{_generation()}:{credential.fingerprint()}:{project_hash}"
     cached = _cache_get(key)
     if cached is not None:
         return ProjectAccess(*cached)

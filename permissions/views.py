@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from permissions import upstream
 
@@ -18,6 +19,15 @@ def _external_base(request) -> str:
 def _view_url(request, project: str | None) -> str:
     base = _external_base(request)
     return f"{base}{project}/tracking/" if project else base
+
+
+def _next_page(request) -> str | None:
+    """`next`: the page the browser asked for before logging in, if it is one of this server's (no open redirect)."""
+    target = request.GET.get("next", "")
+    script_name = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    if target.startswith(f"{script_name}/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
+        return target
+    return None
 
 
 def auth_page(request):
@@ -33,12 +43,14 @@ def auth_page(request):
 
 def login(request):
     project = request.GET.get("project") or request.project_path
-    if settings.PERMISSION_MODE == "sharinghub":
-        query = urlencode({"redirect_uri": _view_url(request, project)})
+    next_page = _next_page(request)
+    if settings.PERMISSION_MODE == "sharinghub":  # SharingHub sends the browser back to redirect_uri
+        back = request.build_absolute_uri(next_page) if next_page else _view_url(request, project)
+        query = urlencode({"redirect_uri": back})
         return HttpResponseRedirect(f"{settings.SHARINGHUB_URL}/api/auth/login?{query}")
     if settings.PERMISSION_MODE == "gitlab":
         state = secrets.token_urlsafe(24)
-        request.session["oidc"] = {"state": state, "project": project}
+        request.session["oidc"] = {"state": state, "project": project, "next": next_page}
         query = urlencode({
             "client_id": settings.GITLAB_OAUTH_CLIENT_ID, "response_type": "code", "state": state,
             "redirect_uri": f"{_external_base(request)}auth/authorize", "scope": "openid email read_user profile api",
@@ -67,7 +79,9 @@ def authorize(request):
     request.session.cycle_key()
     request.session["gitlab_access_token"] = tokens["access_token"]
     request.session["gitlab_user"] = _userinfo(tokens["access_token"])
-    return HttpResponseRedirect(_view_url(request, pending.get("project")))
+    next_page = pending.get("next")
+    back = request.build_absolute_uri(next_page) if next_page else _view_url(request, pending.get("project"))
+    return HttpResponseRedirect(back)
 
 
 def _userinfo(token: str) -> dict:

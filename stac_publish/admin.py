@@ -14,6 +14,9 @@ class PublicationJobAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in PublicationJob._meta.fields]
     actions = ["retry_now", "drop"]
 
+    def has_add_permission(self, request):
+        return False  # jobs are recorded with the registry change they publish; a hand-made one has no version
+
     @admin.display(description="last error")
     def short_error(self, job):
         return job.last_error[:120]

@@ -251,6 +251,22 @@ def server_info(request, data):
     }
 
 
+# --- the web UI's own calls -------------------------------------------------------------------------
+
+def get_ui_telemetry(request, data):
+    """The UI's telemetry worker asks this first; disabled, it never sends a record (this server reports none)."""
+    return {"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0}
+
+
+def post_ui_telemetry(request, data):
+    return {"status": "disabled"}  # the records are dropped; "disabled" tells a worker that sent some to stop
+
+
+def gateway_proxy(request, data):
+    """No AI gateway behind this server: MLflow's answer when MLFLOW_DEPLOYMENTS_TARGET is unset."""
+    return {"endpoints": []}
+
+
 # --- logged models (MLflow 3) -----------------------------------------------------------------------
 
 MAX_LOGGED_MODEL_RESULTS = 50000

@@ -1,7 +1,8 @@
 """A SharingHub test double: a real HTTP server on loopback with SharingHub's checker contract.
 
 Serves GET /api/auth/info and GET /api/check/<project>?info=true for configured tokens, session cookies and
-projects, with fault injection (5xx, slow answers, 401, refused connections). Tests drive it from Python;
+projects, with fault injection (5xx, slow answers, 401, refused connections), and the browser login
+GET /api/auth/login?redirect_uri=... as the user given to sign_in(). Tests drive it from Python;
 a developer can run it by hand and point the server at it:
 
     python -m tests.doubles.sharinghub --port 8765 --token dev-token=3:team/wine:42
@@ -30,6 +31,7 @@ class SharingHubState(FaultState):
     levels: dict[tuple[str, str], int] = field(default_factory=dict)  # (identity, project path) -> 0..4
     tokens: set[str] = field(default_factory=set)
     cookies: dict[str, str] = field(default_factory=dict)  # session cookie value -> token
+    signed_in: str | None = None  # the token a browser login at /api/auth/login becomes
 
 
 class SharingHubDouble(FaultyDouble):
@@ -59,6 +61,10 @@ class SharingHubDouble(FaultyDouble):
 
     def set_access(self, identity: str, project: str, level: int) -> None:
         self.state.levels[(identity, project)] = level
+
+    def sign_in(self, token: str) -> None:
+        """The next browser login (GitLab's OIDC round trip, skipped here) is this token's user."""
+        self.state.signed_in = token
 
     # --- the contract ----------------------------------------------------------------------------
 
@@ -104,6 +110,14 @@ class SharingHubDouble(FaultyDouble):
 
     def handle(self, request: DoubleRequestHandler) -> None:
         parts = urlsplit(request.path)
+        if parts.path == "/api/auth/login" and self.state.signed_in is not None:
+            # SharingHub's login ends by setting its session cookie and sending the browser to redirect_uri.
+            self.record_call(parts.path)
+            cookie = self.cookie_for(self.state.signed_in)
+            back = parse_qs(parts.query).get("redirect_uri", ["/"])[0]
+            headers = {"Location": back, "Set-Cookie": f"{self.cookie_name}={cookie}; Path=/"}
+            request.send_json(307, None, headers=headers)
+            return
         request.send_json(*self.answer(parts.path, parse_qs(parts.query), request.headers))
 
 

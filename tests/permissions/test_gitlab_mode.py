@@ -263,6 +263,16 @@ def test_oidc_login_from_the_global_view_returns_to_the_root(api, gitlab, wine):
     assert read(api, wine, view=None, **BROWSER).status_code == 200
 
 
+def test_oidc_login_returns_to_the_page_asked_for(api, gitlab, wine, settings):
+    settings.LOGIN_AUTO_REDIRECT = True
+    asked = api.client.get("/team/wine/tracking/", {"x": "1"}, **BROWSER)  # the UI's page, a browser's Accept
+    assert asked.status_code == 302
+    user = gitlab.token(project=WINE, project_access=REPORTER)
+    response = login(api, gitlab, user, start=asked["Location"])
+    assert response.status_code == 302
+    assert response["Location"] == "http://testserver/team/wine/tracking/?x=1"
+
+
 def test_logout_clears_the_session(api, gitlab, wine):
     user = gitlab.token(project=WINE, project_access=DEVELOPER)
     login(api, gitlab, user)

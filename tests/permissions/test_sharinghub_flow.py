@@ -78,3 +78,52 @@ def test_sharinghub_down_is_503_and_nothing_granted(live_server, sharinghub, pro
     assert "TEMPORARILY_UNAVAILABLE" in str(caught.value) or "503" in str(caught.value)
     sharinghub.reset_faults()
     assert client_for(live_server, monkeypatch, token, project).create_experiment("wine (42)")
+
+
+def test_a_browser_is_sent_to_the_login_and_back_to_the_page_it_asked_for(live_server, sharinghub, project, settings,
+                                                                           tmp_path):
+    """LOGIN_AUTO_REDIRECT: the UI's page without a session → our login → SharingHub's, which sets its cookie and
+    sends the browser back to that page (with its query), now served."""
+    import requests
+
+    settings.LOGIN_AUTO_REDIRECT = True
+    settings.MLFLOW_UI_DIR = tmp_path  # a stand-in bundle: the page's own content is tested in tests/ui
+    (tmp_path / "index.html").write_text("<html><head></head><body>the MLflow UI</body></html>")
+    (tmp_path / "VERSION").write_text("3.17.2\n")
+    sharinghub.sign_in(sharinghub.token(project=project, level=2))
+    browser = requests.Session()
+    browser.headers.update({"User-Agent": "Mozilla/5.0 Firefox/140.0", "Accept": "text/html,*/*;q=0.8"})
+    # SharingHub and this server share a host (/mlflow on SharingHub's), so SharingHub's session cookie reaches
+    # both; here both listen on 127.0.0.1, the double's host (cookies ignore ports).
+    server = live_server.url.replace("localhost", "127.0.0.1")
+    page = f"{server}/{project}/tracking/?experiment=1"
+
+    first = browser.get(page, allow_redirects=False, timeout=10)
+    assert first.status_code == 302
+    assert first.headers["Location"] == ("/team/wine/tracking/auth/login"
+                                         "?next=%2Fteam%2Fwine%2Ftracking%2F%3Fexperiment%3D1")
+    login = browser.get(f"{server}{first.headers['Location']}", allow_redirects=False, timeout=10)
+    assert login.headers["Location"] == (f"{sharinghub.url}/api/auth/login?redirect_uri="
+                                         f"{requests.utils.quote(page, safe='')}")
+
+    landed = browser.get(page, timeout=10)  # again, from the start, following every redirect as a browser does
+    assert [r.status_code for r in landed.history] == [302, 302, 307]
+    assert landed.url == page
+    assert landed.status_code == 200 and "the MLflow UI" in landed.text
+
+
+def test_the_login_returns_only_to_this_servers_pages(client, sharinghub, project):
+    for foreign in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "relative/page"):
+        response = client.get("/auth/login", {"next": foreign})
+        assert response.status_code == 302
+        assert response["Location"] == f"{sharinghub.url}/api/auth/login?redirect_uri=http%3A%2F%2Ftestserver%2F"
+
+
+def test_api_calls_and_posts_are_not_sent_back_anywhere(client, sharinghub, project, settings):
+    settings.LOGIN_AUTO_REDIRECT = True
+    browser = {"HTTP_USER_AGENT": "Mozilla/5.0", "HTTP_ACCEPT": "application/json"}
+    ajax = client.get("/team/wine/tracking/ajax-api/2.0/mlflow/experiments/search", **browser)
+    assert ajax.status_code == 302 and ajax["Location"] == "/team/wine/tracking/auth/login"
+    post = client.post("/ajax-api/2.0/mlflow/runs/search", "{}", content_type="application/json",
+                       HTTP_ACCEPT="text/html,*/*", HTTP_USER_AGENT="Mozilla/5.0")  # a form a page would post
+    assert post.status_code == 302 and post["Location"] == "/auth/login"

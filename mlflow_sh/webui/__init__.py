@@ -1,0 +1,1 @@
+"""The MLflow web UI: MLflow's own bundle, fetched from the pinned wheel and served with a SharingHub script."""

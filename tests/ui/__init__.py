@@ -1,0 +1,1 @@
+"""Browser tests of the MLflow web UI served by this server."""
