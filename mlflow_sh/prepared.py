@@ -48,5 +48,5 @@ class PreparedQuery:
             params[index] = values[name]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            names = [column.name for column in cursor.description]
+            names = [column[0] for column in cursor.description]  # a tuple on SQLite, a Column on psycopg
             return [dict(zip(names, row)) for row in cursor.fetchall()]

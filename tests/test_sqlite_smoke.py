@@ -68,7 +68,16 @@ def test_serve_on_sqlite_with_the_mlflow_client(sqlite_server, monkeypatch):
         assert [r.info.run_id for r in found] == [run.info.run_id]
         # LIKE is case-sensitive on SQLite too, as MLflow makes it on every database
         assert mlflow.search_runs([experiment.experiment_id], "tags.Team LIKE 'b%'", output_format="list") == []
-        assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "rmse")[0].step == 3
+        client = mlflow.MlflowClient()
+        assert client.get_metric_history(run.info.run_id, "rmse")[0].step == 3
+        # the registry's reads (one statement each, compiled once: mlflow_sh.prepared) on SQLite too
+        client.create_registered_model("smoke-model", tags={"stage": "dev"})
+        version = client.create_model_version("smoke-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
+        client.set_registered_model_alias("smoke-model", "champion", version.version)
+        model = client.get_registered_model("smoke-model")
+        assert (model.tags, [v.version for v in model.latest_versions]) == ({"stage": "dev"}, ["1"])
+        assert client.get_model_version_by_alias("smoke-model", "champion").aliases == ["champion"]
+        assert [v.version for v in client.get_latest_versions("smoke-model", stages=["None"])] == ["1"]
     finally:
         mlflow.set_tracking_uri(None)
     startup = log.read_text()

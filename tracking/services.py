@@ -251,7 +251,7 @@ def run_log_batch(*, run_id: str, metrics: list[dict] = (), params: list[dict] =
         if params:
             _params_insert(run_id, params)
         if metrics:
-            insert_rows(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics), on_conflict=SAME_POINT_ONCE)
+            insert_rows(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics), on_conflict=_same_point_once())
             insert_rows(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics), on_conflict=_newer_replaces())
         if tags:
             _tags_upsert(run_id, tags)
@@ -336,11 +336,26 @@ METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step", "is_nan", "mode
 LATEST_METRIC_COLUMNS = METRIC_COLUMNS[:6]
 
 
-SAME_POINT_ONCE = "ON CONFLICT DO NOTHING"  # a point logged twice, identical, is stored once
+POINT_COLUMNS = ("run_id", "key", "timestamp", "step", "value", "is_nan")  # the metrics_point constraint
+MODEL_COLUMNS = ("model_id", "dataset_name", "dataset_digest")
+
+
+def _same_point_once() -> str:
+    """A point logged again is stored once; when it comes again with a logged model (the 3.x client re-logs the
+    model step's metrics with model_id after log_model), the stored point takes the model, as MLflow links it."""
+    q = connection.ops.quote_name
+    table = q(Metric._meta.db_table)
+    linked = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in MODEL_COLUMNS)
+    return (f"ON CONFLICT ({', '.join(q(c) for c in POINT_COLUMNS)}) DO UPDATE SET {linked} "
+            f"WHERE {table}.{q('model_id')} = '' AND excluded.{q('model_id')} <> ''")
 
 
 def _metric_rows(run_id: str, metrics: list[dict]) -> list[tuple]:
-    return [(run_id, *(m[column] for column in METRIC_COLUMNS[1:])) for m in metrics]
+    """One row per point (an upsert may touch a row once per statement); the one naming a model wins."""
+    points = {}
+    for m in sorted(metrics, key=lambda m: bool(m["model_id"])):
+        points[tuple(m[column] for column in POINT_COLUMNS[1:])] = m
+    return [(run_id, *(m[column] for column in METRIC_COLUMNS[1:])) for m in points.values()]
 
 
 def _latest_rows(run_id: str, metrics: list[dict]) -> list[tuple]:
@@ -370,7 +385,7 @@ def _metrics_log_in_one_statement(run_id: str, metrics: list[dict]) -> None:
     stage = q("lifecycle_stage")
     if_active = f"WHERE (SELECT {stage} FROM run) = %s"
     points, points_params = unnest_insert(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics),
-                                          on_conflict=SAME_POINT_ONCE, where=if_active)
+                                          on_conflict=_same_point_once(), where=if_active)
     latest, latest_params = unnest_insert(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics),
                                           on_conflict=_newer_replaces(), where=if_active)
     sql = (f"WITH run AS (SELECT {stage} FROM {q(Run._meta.db_table)} WHERE {q('run_uuid')} = %s FOR NO KEY UPDATE), "

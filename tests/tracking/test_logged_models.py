@@ -188,6 +188,23 @@ def test_metrics_logged_with_a_model_id_show_in_the_model(api, experiment_id, ru
     assert [(m["key"], m["value"]) for m in run["data"]["metrics"]] == [("acc", 0.7)]
 
 
+@pytest.mark.parametrize("alone", [True, False], ids=["metrics-alone", "with-a-param"])
+def test_points_logged_again_with_a_model_id_join_the_model(api, experiment_id, run_id, alone):
+    # after log_model, the 3.x client sends the model step's metrics again, now with model_id: the stored points
+    # (identical otherwise) must take the model, not be dropped as duplicates; a point twice in one batch is fine
+    point = {"key": "rmse", "value": 0.25, "timestamp": 10, "step": 3}
+    api.call("LogBatch", "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": [point, point]})
+    model_id = new_model(api, experiment_id, name="m", source_run_id=run_id)
+    again = {"run_id": run_id, "metrics": [{**point, "model_id": model_id}, point]}
+    if not alone:
+        again["params"] = [{"key": "alpha", "value": "1"}]
+    api.call("LogBatch", "POST", "/api/2.0/mlflow/runs/log-batch", again)
+    metrics = get(api, model_id)["model"]["data"]["metrics"]
+    assert [(m["key"], m["value"], m["step"], m["model_id"]) for m in metrics] == [("rmse", 0.25, 3, model_id)]
+    history = api.call("GetMetricHistory", "GET", f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=rmse")
+    assert len(history["metrics"]) == 1  # still one point in the run's history
+
+
 def test_log_outputs_links_the_model_to_the_run(api, experiment_id, run_id):
     model_id = new_model(api, experiment_id, name="m", source_run_id=run_id)
     api.call("LogOutputs", "POST", "/api/2.0/mlflow/runs/outputs",
