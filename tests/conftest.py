@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.test import Client
+from django.urls import set_script_prefix
 from google.protobuf import json_format
 
 
@@ -45,6 +46,15 @@ class Api:
         else:
             assert set(parsed) >= {"error_code", "message"}, parsed
         return parsed
+
+
+@pytest.fixture(autouse=True)
+def fresh_script_prefix():
+    """Django's WSGI handler resets the script prefix on each request, its test client does not: a request sent
+    with X-Script-Name would leave /mlflow/ to the next test."""
+    set_script_prefix("/")
+    yield
+    set_script_prefix("/")
 
 
 @pytest.fixture

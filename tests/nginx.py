@@ -33,15 +33,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.ports import free_port
+
 PREFIX = "/mlflow"
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 INSTALL_HINT = "nginx is not installed: apt-get install --no-install-recommends nginx (.ci/run does)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -22,15 +22,6 @@ pytestmark = pytest.mark.django_db
 WINE, BEER = "team/wine", "other/beer"
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_prefix():
-    """Django's WSGI handler resets the script prefix on each request, its test client does not: a request sent
-    with X-Script-Name would leave /mlflow/ to the next test."""
-    set_script_prefix("/")
-    yield
-    set_script_prefix("/")
-
-
 def add_runs(count: int, *, project: str = WINE, status: str = "FINISHED", start: int = 0) -> None:
     experiment, _ = Experiment.objects.get_or_create(
         name=f"exp {project}", defaults={"project": project, "creation_time": 0, "last_update_time": 0})

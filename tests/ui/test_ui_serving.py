@@ -13,7 +13,6 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.urls import set_script_prefix
 
 from mlflow_sh.webui import assets
 from mlflow_sh.webui.static import HASHED_NAME
@@ -21,15 +20,6 @@ from mlflow_sh.webui.static import HASHED_NAME
 ROOT = Path(__file__).resolve().parents[2]
 WINE = "team/wine"
 CONFIG = re.compile(r'<script id="mlflow-sh-config" type="application/json">(.*?)</script>', re.S)
-
-
-@pytest.fixture(autouse=True)
-def fresh_script_prefix():
-    """Django's WSGI handler resets the script prefix on each request, its test client does not: a request sent
-    with X-Script-Name would leave /mlflow/ to the next test."""
-    set_script_prefix("/")
-    yield
-    set_script_prefix("/")
 
 
 @pytest.fixture(scope="module")
