@@ -23,7 +23,7 @@ class Command(BaseCommand):
         if database["ENGINE"].endswith("sqlite3"):
             Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         if not no_migrate:
-            call_command("migrate", interactive=False, verbosity=1)
+            call_command("migrate_locked", verbosity=1)  # replicas starting together migrate once
         config = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
         os.environ.update(MLFLOW_HOST=host, MLFLOW_PORT=str(port), MLFLOW_WORKERS=str(workers))
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(config)])
