@@ -3,6 +3,8 @@
 Model instances and one placeholder per value cost more than the database's own work at 1000 rows.
 """
 
+from functools import lru_cache
+
 from django.db import connection
 
 
@@ -10,15 +12,20 @@ def unnest_insert(model, columns: tuple[str, ...], rows: list[tuple], *, on_conf
                   where: str = "") -> tuple[str, list]:
     """PostgreSQL: (SQL, params) of one INSERT of rows (tuples in `columns` order) from column arrays, with an
     optional WHERE on the rows and the `on_conflict` clause."""
+    binding = bool(connection.settings_dict["OPTIONS"].get("server_side_binding"))
+    return _unnest_insert_sql(model, columns, on_conflict, where, binding), [list(values) for values in zip(*rows)]
+
+
+@lru_cache(maxsize=64)  # a handful of statements, written on every batch: their text is built once
+def _unnest_insert_sql(model, columns: tuple[str, ...], on_conflict: str, where: str, binding: bool) -> str:
     quote = connection.ops.quote_name
     fields = {field.column: field for field in model._meta.concrete_fields}
     # %b: binary arrays, so no element is quoted and escaped in Python (server-side binding only)
-    marker = "%b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "%s"
+    marker = "%b" if binding else "%s"
     # varchar, not varchar(n): a cast would silently cut a long value the column must refuse
     arrays = ", ".join(f"{marker}::{fields[column].db_type(connection).split('(')[0]}[]" for column in columns)
     names = ", ".join(quote(column) for column in columns)
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) {where} {on_conflict}"
-    return sql, [list(values) for values in zip(*rows)]
+    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) {where} {on_conflict}"
 
 
 def insert_rows(model, columns: tuple[str, ...], rows: list[tuple], *, on_conflict: str) -> None:

@@ -1,9 +1,11 @@
-"""Writes for experiments, runs and what is logged to them; each runs inside the request's transaction."""
+"""Writes for experiments, runs and what is logged to them; each request writes in one transaction (an atomic block,
+or a single statement where one does it all)."""
 
 import json
 import math
 import time
 import uuid
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -139,9 +141,18 @@ def active_experiment_location(experiment_id: int) -> str:
 # --- runs ---------------------------------------------------------------------------------------
 
 
+# An experiment's artifact location never changes: each process remembers those it has read (PostgreSQL, whose ids
+# are never reused), and the run's insert checks that the experiment is still active.
+_artifact_locations: dict[int, str] = {}
+
+
 def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: int | None, tags: list[dict]) -> tuple[Run, list[dict]]:
     """The new run and its tags (the caller answers with them, without reading them back)."""
-    artifact_location = active_experiment_location(experiment_id)
+    artifact_location = _artifact_locations.get(experiment_id) if connection.vendor == "postgresql" else None
+    if artifact_location is None:
+        artifact_location = active_experiment_location(experiment_id)
+        if len(_artifact_locations) < 100_000:
+            _artifact_locations[experiment_id] = artifact_location
     tags = _run_tags(tags)
     tagged_name = next((t["value"] for t in tags if t["key"] == RUN_NAME_TAG), None)
     if run_name and tagged_name is not None and run_name != tagged_name:
@@ -163,26 +174,35 @@ def run_create(*, experiment_id: int, user_id: str, run_name: str, start_time: i
         artifact_uri=append_to_uri(artifact_location, run_id, "artifacts"),
         lifecycle_stage=ACTIVE,
     )
-    _run_insert(run, tags)
+    if not _run_insert(run, tags):
+        active_experiment_location(experiment_id)  # deleted since it was read: MLflow's 404 or 400
+        if not _run_insert(run, tags):  # restored and deleted again meanwhile
+            raise MlflowError.invalid(f"The experiment {experiment_id} must be in the 'active' state.")
     return run, tags
 
 
-def _run_insert(run: Run, tags: list[dict]) -> None:
-    """The run and its tags (never none: the name tag): on PostgreSQL one statement, atomic by itself, so no
-    BEGIN and COMMIT round trips; elsewhere a transaction. The experiment was checked just before, as MLflow does."""
+def _run_insert(run: Run, tags: list[dict]) -> bool:
+    """The run and its tags (never none: the name tag); False when the experiment is not active. On PostgreSQL one
+    statement, atomic by itself, so no BEGIN and COMMIT round trips; elsewhere a transaction after the check."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
             run.save(force_insert=True)
             RunTag.objects.bulk_create([RunTag(run=run, key=t["key"], value=t["value"]) for t in tags])
-        return
+        return True
+    q = connection.ops.quote_name
     fields = Run._meta.concrete_fields
+    experiment_active = (f"WHERE EXISTS (SELECT 1 FROM {q(Experiment._meta.db_table)} WHERE {q('experiment_id')} = %s "
+                         f"AND {q('lifecycle_stage')} = %s)")
     run_sql, run_params = unnest_insert(Run, tuple(f.column for f in fields),
                                         [tuple(f.get_db_prep_save(getattr(run, f.attname), connection) for f in fields)],
-                                        on_conflict="")
+                                        on_conflict="", where=experiment_active)
     tags_sql, tags_params = unnest_insert(RunTag, ("run_id", "key", "value"),
-                                          [(run.run_uuid, t["key"], t["value"]) for t in tags], on_conflict="")
+                                          [(run.run_uuid, t["key"], t["value"]) for t in tags], on_conflict="",
+                                          where="WHERE EXISTS (SELECT 1 FROM run)")
     with connection.cursor() as cursor:  # the tags' foreign key is checked at the end: the run is there by then
-        cursor.execute(f"WITH run AS ({run_sql}) {tags_sql}", [*run_params, *tags_params])
+        cursor.execute(f"WITH run AS ({run_sql} RETURNING 1), tags AS ({tags_sql}) SELECT count(*) FROM run",
+                       [*run_params, run.experiment_id, ACTIVE, *tags_params])
+        return cursor.fetchone()[0] == 1
 
 
 def active_run_for_update(run_id: str) -> dict:
@@ -340,6 +360,7 @@ POINT_COLUMNS = ("run_id", "key", "timestamp", "step", "value", "is_nan")  # the
 MODEL_COLUMNS = ("model_id", "dataset_name", "dataset_digest")
 
 
+@cache  # the text depends on nothing that changes while the process runs
 def _same_point_once() -> str:
     """A point logged again is stored once; when it comes again with a logged model (the 3.x client re-logs the
     model step's metrics with model_id after log_model), the stored point takes the model, as MLflow links it."""
@@ -368,6 +389,7 @@ def _latest_rows(run_id: str, metrics: list[dict]) -> list[tuple]:
     return [(run_id, *(m[c] for c in LATEST_METRIC_COLUMNS[1:])) for m in sorted(newest.values(), key=lambda m: m["key"])]
 
 
+@cache
 def _newer_replaces() -> str:
     """The latest-metric upsert: a key's stored point is replaced only by a newer one."""
     q = connection.ops.quote_name

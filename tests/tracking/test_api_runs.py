@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tracking.models import Dataset, DatasetInput, LatestMetric, Metric, Param, RunTag
+from tracking.models import Dataset, DatasetInput, LatestMetric, Metric, Param, Run, RunTag
 
 RUNS = "/api/2.0/mlflow/runs"
 METRICS = "/api/2.0/mlflow/metrics"
@@ -125,6 +125,18 @@ def test_run_in_deleted_experiment(api, experiment_id):
     api.call("DeleteExperiment", "POST", "/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id})
     message = fails(api, "POST", f"{RUNS}/create", {"experiment_id": experiment_id})
     assert message == f"The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+
+
+def test_runs_stop_when_a_known_experiment_is_deleted_and_resume_when_restored(api, experiment_id, run_id):
+    # the server has read this experiment (run_id was created in it): its artifact location is remembered, and the
+    # run's insert itself checks the experiment is still active
+    api.call("DeleteExperiment", "POST", "/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id})
+    message = fails(api, "POST", f"{RUNS}/create", {"experiment_id": experiment_id, "run_name": "late"})
+    assert message == f"The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+    assert not Run.objects.filter(name="late").exists()
+    api.call("RestoreExperiment", "POST", "/api/2.0/mlflow/experiments/restore", {"experiment_id": experiment_id})
+    run = api.call("CreateRun", "POST", f"{RUNS}/create", {"experiment_id": experiment_id, "run_name": "late"})["run"]
+    assert run["info"]["artifact_uri"] == f"mlflow-artifacts:/{experiment_id}/{run['info']['run_id']}/artifacts"
 
 
 def test_get_via_legacy_run_uuid(api, run_id):
