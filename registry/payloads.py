@@ -3,22 +3,16 @@ version is one statement and a registered model two (its row, then its latest ve
 
 from collections import defaultdict
 
-import orjson
 from django.db.models import Exists, OuterRef
 
 from registry.models import DELETED_STAGE, ModelVersion, ModelVersionTag, RegisteredModelAlias, RegisteredModelTag
-from tracking.lookups import Values, json_rows
+from tracking.lookups import Values, json_children, json_rows
 
 VERSION_COLUMNS = (
     "id", "registered_model__name", "version", "creation_timestamp", "last_updated_timestamp", "current_stage",
     "description", "source", "run_id", "status", "status_message", "run_link", "registered_model_id",
 )
 MODEL_COLUMNS = ("id", "name", "creation_timestamp", "last_updated_timestamp", "description")
-
-
-def _children(text: str | None) -> list:
-    """The rows of a json_rows() column, in the order of their first column (SQL aggregates keep none)."""
-    return sorted(orjson.loads(text)) if text else []
 
 
 def version_rows(versions, *, with_aliases: bool = False):
@@ -48,10 +42,10 @@ def model_version(row: dict) -> dict:
     body["status"] = row["status"]
     if row["status_message"]:
         body["status_message"] = row["status_message"]
-    if tags := _children(row["tag_rows"]):
+    if tags := json_children(row["tag_rows"]):
         body["tags"] = [{"key": key, "value": value} for _id, key, value in tags]
     body["run_link"] = row["run_link"] or ""
-    if aliases := _children(row.get("alias_rows")):
+    if aliases := json_children(row.get("alias_rows")):
         body["aliases"] = [alias for (alias,) in aliases]
     return body
 
@@ -101,8 +95,8 @@ def registered_model(row: dict, latest: list[dict]) -> dict:
         body["description"] = row["description"]
     if latest:
         body["latest_versions"] = latest
-    if tags := _children(row["tag_rows"]):
+    if tags := json_children(row["tag_rows"]):
         body["tags"] = [{"key": key, "value": value} for _id, key, value in tags]
-    if aliases := _children(row["alias_rows"]):
+    if aliases := json_children(row["alias_rows"]):
         body["aliases"] = [{"alias": alias, "version": str(version)} for alias, version in aliases]
     return body

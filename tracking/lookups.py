@@ -3,6 +3,8 @@ long id lists as one parameter, and children rows folded into one JSON column of
 
 import re
 
+import orjson
+
 from django.db.models import Aggregate, CharField, F, Field, ForeignObject, Func, Lookup, Subquery, TextField
 
 
@@ -119,6 +121,11 @@ class JsonAgg(Aggregate):
     def as_sqlite(self, compiler, connection, **extra):
         return super().as_sql(compiler, connection, function="JSON_GROUP_ARRAY", template="%(function)s(%(expressions)s)",
                               **extra)
+
+
+def json_children(text: str | None) -> list:
+    """The rows of a json_rows() column, in the order of their first column (SQL aggregates keep none)."""
+    return sorted(orjson.loads(text)) if text else []
 
 
 def json_rows(queryset, group: str, *columns: str) -> Subquery:

@@ -106,10 +106,10 @@ def experiment_get(experiment_id: int) -> dict:
 
 
 def experiment_get_by_name(name: str) -> dict:
-    experiment_id = Experiment.objects.filter(name=name).values_list("pk", flat=True).first()
-    if experiment_id is None:
+    rows = list(payloads.experiment_rows(Experiment.objects.filter(name=name)))
+    if not rows:
         raise MlflowError.not_found(f"Could not find experiment with name '{name}'")
-    return experiment_get(experiment_id)
+    return payloads.experiment(rows[0])
 
 
 def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int,
@@ -125,8 +125,8 @@ def experiments_search(*, view_type: str, filter_string: str, order_by: list[str
         for o in search.parse_order_by(order_by, search.EXPERIMENTS)
     ]
     query = query.order_by(*ordering, F("creation_time").desc(nulls_last=True), "experiment_id")
-    ids, next_token = page(query.values_list("experiment_id", flat=True), max_results=max_results, token=token)
-    return payloads.experiments(ids), next_token
+    rows, next_token = page(payloads.experiment_rows(query), max_results=max_results, token=token)
+    return [payloads.experiment(row) for row in rows], next_token
 
 
 def _experiment_clause_q(clause: search.Comparison) -> Q:
