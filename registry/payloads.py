@@ -27,7 +27,8 @@ def version_rows(versions, *, with_aliases: bool = False):
     return versions.annotate(**children).values(*VERSION_COLUMNS, *children)
 
 
-def model_version(row: dict) -> dict:
+def model_version(row: dict, *, with_aliases: bool = True) -> dict:
+    """`with_aliases=False`: a latest version inside a registered model, where MLflow shows none."""
     body = {
         "name": row["registered_model__name"],
         "version": str(row["version"]),
@@ -45,7 +46,7 @@ def model_version(row: dict) -> dict:
     if tags := json_children(row["tag_rows"]):
         body["tags"] = [{"key": key, "value": value} for _id, key, value in tags]
     body["run_link"] = row["run_link"] or ""
-    if aliases := json_children(row.get("alias_rows")):
+    if with_aliases and (aliases := json_children(row.get("alias_rows"))):
         body["aliases"] = [alias for (alias,) in aliases]
     return body
 

@@ -43,22 +43,24 @@ def live_versions():
     return ModelVersion.objects.exclude(current_stage=DELETED_STAGE)
 
 
+def versions_of(name: str):
+    return live_versions().filter(registered_model__name=name)
+
+
 # The single-object reads, one statement each (see mlflow_sh.prepared).
 MODEL_BY_NAME = PreparedQuery(lambda name: payloads.model_rows(RegisteredModel.objects.filter(name=name)), name=str)
 LATEST_OF_MODEL = PreparedQuery(
-    lambda name: payloads.version_rows(payloads.latest_of(live_versions().filter(registered_model__name=name)),
-                                       with_aliases=True), name=str)
+    lambda name: payloads.version_rows(payloads.latest_of(versions_of(name)), with_aliases=True), name=str)
 VERSION = PreparedQuery(
-    lambda name, version: payloads.version_rows(live_versions().filter(registered_model__name=name, version=version),
-                                                with_aliases=True), name=str, version=int)
+    lambda name, version: payloads.version_rows(versions_of(name).filter(version=version), with_aliases=True),
+    name=str, version=int)
 NEWEST_VERSION = PreparedQuery(
-    lambda name: payloads.version_rows(live_versions().filter(registered_model__name=name).order_by("-version")[:1],
-                                       with_aliases=True), name=str)
+    lambda name: payloads.version_rows(versions_of(name).order_by("-version")[:1], with_aliases=True), name=str)
 # one join to the aliases, both conditions on it: this alias, pointing at this version
 VERSION_BY_ALIAS = PreparedQuery(
-    lambda name, alias: payloads.version_rows(live_versions().filter(
-        registered_model__name=name, registered_model__aliases__alias=alias,
-        registered_model__aliases__version=F("version")), with_aliases=True), name=str, alias=str)
+    lambda name, alias: payloads.version_rows(versions_of(name).filter(
+        registered_model__aliases__alias=alias, registered_model__aliases__version=F("version")), with_aliases=True),
+    name=str, alias=str)
 
 
 def registered_model_get(name: str) -> dict:
@@ -66,16 +68,20 @@ def registered_model_get(name: str) -> dict:
     if not rows:
         raise model_not_found(name)
     # MLflow shows aliases on single-version reads only, not in latest_versions
-    latest = [payloads.model_version({**row, "alias_rows": None}) for row in LATEST_OF_MODEL.rows(name=name)]
+    latest = [payloads.model_version(row, with_aliases=False) for row in LATEST_OF_MODEL.rows(name=name)]
     return payloads.registered_model(rows[0], latest)
 
 
-def model_version_pk(name: str, version) -> int:
+def _version_column(name: str, version, column: str):
     number = version_number(version)
-    pk = live_versions().filter(registered_model__name=name, version=number).values_list("pk", flat=True).first()
-    if pk is None:
+    value = versions_of(name).filter(version=number).values_list(column, flat=True).first()
+    if value is None:
         raise version_not_found(name, number)
-    return pk
+    return value
+
+
+def model_version_pk(name: str, version) -> int:
+    return _version_column(name, version, "pk")
 
 
 def model_version_get(name: str, version) -> dict:
@@ -87,12 +93,7 @@ def model_version_get(name: str, version) -> dict:
 
 
 def download_uri(name: str, version) -> str:
-    number = version_number(version)
-    location = (live_versions().filter(registered_model__name=name, version=number)
-                .values_list("storage_location", flat=True).first())
-    if location is None:
-        raise version_not_found(name, number)
-    return location
+    return _version_column(name, version, "storage_location")
 
 
 def canonical_stage(stage: str) -> str:
