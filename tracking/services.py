@@ -5,6 +5,7 @@ import json
 import math
 import time
 import uuid
+from contextlib import nullcontext
 from functools import cache
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 
 from mlflow_sh.errors import MlflowError
 from tracking import validation
-from tracking.bulk import insert_rows, unnest_insert
+from tracking.bulk import INCOMING, insert_rows, unnest_insert, unnest_rows
 from tracking.models import (
     ACTIVE,
     DELETED,
@@ -263,9 +264,13 @@ def run_log_batch(*, run_id: str, metrics: list[dict] = (), params: list[dict] =
     params = _run_params(params)
     metrics = [_metric_point(m) for m in metrics]
     tags = _run_tags(tags)
-    if metrics and not params and not tags and connection.vendor == "postgresql":
-        _metrics_log_in_one_statement(run_id, metrics)  # the hot path of training loops
-        return
+    renames = any(t["key"] == RUN_NAME_TAG for t in tags)  # the run's row changes too: the transaction below
+    if connection.vendor == "postgresql" and not renames and (metrics or params or tags):
+        try:
+            _log_in_one_statement(run_id, params, metrics, tags)  # training loops, log_params, set_tag
+            return
+        except IntegrityError:  # another writer logged one of these params since the statement began: the check
+            pass  # below, in a transaction that sees it, answers as MLflow does
     with transaction.atomic():
         active_run_for_update(run_id)
         if params:
@@ -342,14 +347,19 @@ def _last_per_key(items) -> list[dict]:
 def _params_insert(run_id: str, params: list[dict]) -> None:
     """Params are immutable: the same value again is a no-op, another value is refused."""
     logged = dict(Param.objects.filter(run_id=run_id, key__in=[p["key"] for p in params]).values_list("key", "value"))
+    _refuse_changed_param(run_id, params, logged)
+    Param.objects.bulk_create([Param(run_id=run_id, **p) for p in params if p["key"] not in logged])
+
+
+def _refuse_changed_param(run_id: str, params: list[dict], stored: dict[str, str]) -> None:
+    """MLflow's error for the first param of the batch stored with another value."""
     for param in params:
-        old = logged.get(param["key"])
+        old = stored.get(param["key"])
         if old is not None and old != param["value"]:
             raise MlflowError.invalid(
                 f"Changing param values is not allowed. Param with key='{param['key']}' was already logged with "
                 f"value='{old}' for run ID='{run_id}'. Attempted logging new value '{param['value']}'."
             )
-    Param.objects.bulk_create([Param(run_id=run_id, **p) for p in params if p["key"] not in logged])
 
 
 METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step", "is_nan", "model_id", "dataset_name", "dataset_digest")
@@ -400,24 +410,74 @@ def _newer_replaces() -> str:
     return f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {updated} WHERE ({newer}) > ({stored})"
 
 
-def _metrics_log_in_one_statement(run_id: str, metrics: list[dict]) -> None:
-    """PostgreSQL, a batch of metrics alone: the run's lock and state check and both inserts in one statement,
-    atomic by itself, so no BEGIN and COMMIT round trips. The inserts only take rows when the run is active."""
+def _log_in_one_statement(run_id: str, params: list[dict], metrics: list[dict], tags: list[dict]) -> None:
+    """PostgreSQL, a batch that does not rename the run: the run's lock and state check, the params' immutability
+    check and every insert in one statement, atomic by itself, so no BEGIN and COMMIT round trips. The inserts take
+    rows only when the run is active and no param changes value. A param another writer inserted after the
+    statement's snapshot makes the params' insert fail (IntegrityError), and with it the whole statement."""
     q = connection.ops.quote_name
     stage = q("lifecycle_stage")
-    if_active = f"WHERE (SELECT {stage} FROM run) = %s"
-    points, points_params = unnest_insert(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics),
-                                          on_conflict=_same_point_once(), where=if_active)
-    latest, latest_params = unnest_insert(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics),
-                                          on_conflict=_newer_replaces(), where=if_active)
-    sql = (f"WITH run AS (SELECT {stage} FROM {q(Run._meta.db_table)} WHERE {q('run_uuid')} = %s FOR NO KEY UPDATE), "
-           f"points AS ({points}), latest AS ({latest}) SELECT {stage} FROM run")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, *points_params, ACTIVE, *latest_params, ACTIVE])
-        row = cursor.fetchone()
-    if row is None:
+    ctes = [f"run AS (SELECT {stage} FROM {q(Run._meta.db_table)} WHERE {q('run_uuid')} = %s FOR NO KEY UPDATE)"]
+    args: list = [run_id]
+    changed = "SELECT NULL::text, NULL::text WHERE false"
+    if params:
+        changed, changed_args = _changed_params(run_id, params)
+        args += changed_args
+    ctes.append(f"changed AS ({changed})")
+    ctes.append(f"writable AS (SELECT 1 FROM run WHERE {stage} = %s AND NOT EXISTS (SELECT 1 FROM changed))")
+    args.append(ACTIVE)
+    for name, (sql, sql_args) in _batch_inserts(run_id, params, metrics, tags).items():
+        ctes.append(f"{name} AS ({sql})")
+        args += sql_args
+    sql = f"WITH {', '.join(ctes)} SELECT run.{stage}, changed.* FROM run LEFT JOIN changed ON true"
+    with (transaction.atomic() if connection.in_atomic_block else nullcontext()):  # a savepoint to fail back to
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            rows = cursor.fetchall()
+    if not rows:
         raise run_not_found(run_id)
-    _require_active(run_id, row[0])
+    _require_active(run_id, rows[0][0])
+    stored = {key: value for _, key, value in rows if key is not None}
+    if stored:
+        _refuse_changed_param(run_id, params, stored)
+
+
+def _changed_params(run_id: str, params: list[dict]) -> tuple[str, list]:
+    """The stored params of the batch's keys whose value differs from the batch's."""
+    q = connection.ops.quote_name
+    incoming, args = unnest_rows(Param, ("key", "value"), [(p["key"], p["value"]) for p in params])
+    key, value = q("key"), q("value")
+    return (f"SELECT stored.{key}, stored.{value} FROM {q(Param._meta.db_table)} stored JOIN {incoming} "
+            f"ON stored.{key} = {INCOMING}.{key} AND stored.{value} <> {INCOMING}.{value} "
+            f"WHERE stored.{q('run_id')} = %s", [*args, run_id])
+
+
+def _batch_inserts(run_id: str, params: list[dict], metrics: list[dict], tags: list[dict]) -> dict[str, tuple[str, list]]:
+    """The batch's INSERT statements (SQL, args) by name, each writing only when the batch is writable."""
+    q = connection.ops.quote_name
+    writable = "WHERE EXISTS (SELECT 1 FROM writable)"
+    inserts = {}
+    if params:  # a param stored with the same value is left as it is
+        new_only = (f"{writable} AND NOT EXISTS (SELECT 1 FROM {q(Param._meta.db_table)} stored WHERE "
+                    f"stored.{q('run_id')} = {INCOMING}.{q('run_id')} AND stored.{q('key')} = {INCOMING}.{q('key')})")
+        inserts["params"] = unnest_insert(Param, ("run_id", "key", "value"),
+                                          [(run_id, p["key"], p["value"]) for p in params], on_conflict="", where=new_only)
+    if metrics:
+        inserts["points"] = unnest_insert(Metric, METRIC_COLUMNS, _metric_rows(run_id, metrics),
+                                          on_conflict=_same_point_once(), where=writable)
+        inserts["latest"] = unnest_insert(LatestMetric, LATEST_METRIC_COLUMNS, _latest_rows(run_id, metrics),
+                                          on_conflict=_newer_replaces(), where=writable)
+    if tags:
+        inserts["tags"] = unnest_insert(RunTag, ("run_id", "key", "value"),
+                                        [(run_id, t["key"], t["value"]) for t in tags],
+                                        on_conflict=_tag_value_replaces(), where=writable)
+    return inserts
+
+
+@cache
+def _tag_value_replaces() -> str:
+    q = connection.ops.quote_name
+    return f"ON CONFLICT ({q('run_id')}, {q('key')}) DO UPDATE SET {q('value')} = excluded.{q('value')}"
 
 
 def _order(metric: dict) -> tuple:

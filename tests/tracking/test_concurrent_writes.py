@@ -1,12 +1,12 @@
-"""Writes that are one SQL statement each (a run with its tags, a batch of metrics alone), through a live server
-in autocommit as in production: concurrent writers lose nothing, and a statement that fails leaves nothing."""
+"""Writes that are one SQL statement each (a run with its tags, a batch of metrics, params and tags), through a live
+server in autocommit as in production: concurrent writers lose nothing, and a statement that fails leaves nothing."""
 
 import random
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tracking.models import LatestMetric, Metric, Run
+from tracking.models import LatestMetric, Metric, Param, Run, RunTag
 
 WRITERS, BATCHES, KEYS = 8, 15, 5
 
@@ -25,8 +25,10 @@ def test_concurrent_metric_batches_lose_nothing_and_keep_the_newest(live_server,
                 metrics = [{"key": f"k{k}", "value": number * 1000 + batch, "timestamp": 5, "step": step}
                            for k in range(KEYS)]
                 body = {"run_id": run_id, "metrics": metrics}
-                if batch % 5 == 4:  # some batches also carry a param: the transactional path, side by side
+                if batch % 5 == 4:  # some batches also carry a param and a tag
                     body["params"] = [{"key": f"p{number}-{batch}", "value": "v"}]
+                if batch % 5 == 3:  # and some rename the run: the transactional path, side by side
+                    body["tags"] = [{"key": "mlflow.runName", "value": f"name-{number}"}]
                 statuses.append(session.post(f"{base}/runs/log-batch", json=body, timeout=60).status_code)
         return statuses
 
@@ -56,3 +58,38 @@ def test_a_run_whose_tags_fail_is_not_created(live_server, default_experiment):
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "BAD_REQUEST"  # what the database refuses (mlflow_sh.errors)
     assert not Run.objects.filter(name="half").exists()
+
+
+def test_concurrent_writers_of_one_param_agree_on_its_value(live_server, default_experiment):
+    # each round, eight writers log the same param key, half with one value, half with another: the first stored
+    # wins, the writers of the same value succeed (a no-op), the others get MLflow's 400 and write nothing at all
+    base = f"{live_server.url}/api/2.0/mlflow"
+    run_id = requests.post(f"{base}/runs/create", json={"experiment_id": "0"}, timeout=30).json()["run"]["info"]["run_id"]
+    rounds = 6
+
+    def writer(number: int) -> dict[int, requests.Response]:
+        answers = {}
+        with requests.Session() as session:
+            for round_ in range(rounds):
+                answers[round_] = session.post(f"{base}/runs/log-batch", timeout=60, json={
+                    "run_id": run_id,
+                    "params": [{"key": f"shared{round_}", "value": str(number % 2)}],
+                    "metrics": [{"key": f"w{number}", "value": round_, "timestamp": 1, "step": round_}],
+                    "tags": [{"key": f"t{number}-{round_}", "value": "x"}],
+                })
+        return answers
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        answers = list(pool.map(writer, range(WRITERS)))
+
+    for round_ in range(rounds):
+        stored = Param.objects.get(run_id=run_id, key=f"shared{round_}").value
+        for number, writer_answers in enumerate(answers):
+            response, wrote = writer_answers[round_], str(number % 2) == stored
+            assert response.status_code == (200 if wrote else 400), response.text
+            if not wrote:
+                assert response.json()["message"].startswith(
+                    f"Changing param values is not allowed. Param with key='shared{round_}' was already logged with "
+                    f"value='{stored}'")
+            assert Metric.objects.filter(run_id=run_id, key=f"w{number}", step=round_).exists() == wrote
+            assert RunTag.objects.filter(run_id=run_id, key=f"t{number}-{round_}").exists() == wrote
