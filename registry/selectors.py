@@ -3,11 +3,11 @@
 from django.db.models import Exists, F, OuterRef, Q
 
 from mlflow_sh.errors import MlflowError
-from mlflow_sh.prepared import PreparedQuery
+from mlflow_sh.prepared import PreparedQuery, PreparedSearch
 from registry import payloads
 from registry.models import DELETED_STAGE, STAGES, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
 from tracking import search
-from tracking.selectors import direction, keyed_q, page, value_q
+from tracking.selectors import direction, keyed_q, value_q
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 MODEL_COLUMNS = {"name": "name", "last_updated_timestamp": "last_updated_timestamp", "creation_timestamp": "creation_timestamp"}
@@ -130,62 +130,77 @@ def version_by_alias(name: str, alias: str) -> dict:
 # --- searches -------------------------------------------------------------------------------------
 
 
-def _prompt_scope(clauses: list[search.Comparison], tag_rows) -> tuple[list[search.Comparison], Q]:
-    """Prompts hide from model searches unless the filter asks for them, as in MLflow 3.
+def _prompt_choice(clauses: list[search.Comparison]) -> tuple[list[search.Comparison], bool]:
+    """Prompts hide from model searches unless the filter asks for them, as in MLflow 3: (the other clauses,
+    whether the search is for prompts).
 
     A clause on the prompt tag is decided here: "!= 'true'" keeps models without the tag, which a plain
     tag comparison (the model must have the tag) would drop.
     """
-    rest = []
-    is_prompt = Q(Exists(tag_rows.filter(key=PROMPT_TAG, value__iexact="true")))
-    scope = ~is_prompt
+    rest, asks_prompts = [], False
     for clause in clauses:
         if clause.entity == "tag" and clause.key == PROMPT_TAG and clause.op in {"=", "!="}:
             asks_prompts = (clause.op == "=") == (str(clause.value).lower() == "true")
-            scope = is_prompt if asks_prompts else ~is_prompt
         else:
             rest.append(clause)
-    return rest, scope
+    return rest, asks_prompts
+
+
+def _prompt_scope(asks_prompts: bool, tag_rows) -> Q:
+    is_prompt = Q(Exists(tag_rows.filter(key=PROMPT_TAG, value__iexact="true")))
+    return is_prompt if asks_prompts else ~is_prompt
+
+
+REGISTERED_MODELS_SEARCH = PreparedSearch()
+MODEL_VERSIONS_SEARCH = PreparedSearch()
 
 
 def registered_models_search(*, filter_string: str, order_by: list[str], max_results: int, token: str | None,
                              projects: list[str] | None = None) -> tuple[list[dict], str | None]:
     """`projects`: the readable ones (None: no restriction); a condition of the query, before paging."""
-    query = RegisteredModel.objects.all()
-    if projects is not None:
-        query = query.filter(project__in=projects)
-    clauses, scope = _prompt_scope(search.parse_filter(filter_string, search.REGISTERED_MODELS),
-                                   RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")))
-    query = query.filter(scope)
-    for clause in clauses:
-        if clause.entity == "tag":
-            query = query.filter(keyed_q(RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")),
-                                         clause.key, clause.op, clause.value))
-        else:
-            query = query.filter(value_q(MODEL_COLUMNS[clause.key], clause.op, clause.value))
-    ordering = [direction(F(MODEL_COLUMNS[o.key]), o.ascending) for o in search.parse_order_by(order_by, search.REGISTERED_MODELS)]
-    query = query.order_by(*ordering, "name")
-    rows, next_token = page(payloads.model_rows(query), max_results=max_results, token=token)
+    clauses, asks_prompts = _prompt_choice(search.parse_filter(filter_string, search.REGISTERED_MODELS))
+    order_bys = tuple(search.parse_order_by(order_by, search.REGISTERED_MODELS))
+
+    def build(projects: list[str] | None, clauses: list[search.Comparison]):
+        query = RegisteredModel.objects.all()
+        if projects is not None:
+            query = query.filter(project__in=projects)
+        query = query.filter(_prompt_scope(asks_prompts, RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"))))
+        for clause in clauses:
+            if clause.entity == "tag":
+                query = query.filter(keyed_q(RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")),
+                                             clause.key, clause.op, clause.value))
+            else:
+                query = query.filter(value_q(MODEL_COLUMNS[clause.key], clause.op, clause.value))
+        ordering = [direction(F(MODEL_COLUMNS[o.key]), o.ascending) for o in order_bys]
+        return payloads.model_rows(query.order_by(*ordering, "name"))
+
+    rows, next_token = REGISTERED_MODELS_SEARCH.page(shape=(asks_prompts, order_bys), build=build, projects=projects,
+                                                     clauses=clauses, max_results=max_results, token=token)
     return payloads.registered_models(rows), next_token
 
 
 def model_versions_search(*, filter_string: str, order_by: list[str], max_results: int, token: str | None,
                           projects: list[str] | None = None) -> tuple[list[dict], str | None]:
-    query = live_versions()
-    if projects is not None:  # a version belongs to its registered model's project, never its run's
-        query = query.filter(registered_model__project__in=projects)
-    clauses, scope = _prompt_scope(search.parse_filter(filter_string, search.MODEL_VERSIONS),
-                                   RegisteredModelTag.objects.filter(registered_model=OuterRef("registered_model")))
-    query = query.filter(scope)
-    for clause in clauses:
-        if clause.entity == "tag":
-            query = query.filter(keyed_q(ModelVersionTag.objects.filter(model_version=OuterRef("pk")),
-                                         clause.key, clause.op, clause.value))
-        else:
-            query = query.filter(value_q(VERSION_COLUMNS[clause.key], clause.op, clause.value))
-    ordering = [direction(F(VERSION_COLUMNS[o.key]), o.ascending) for o in search.parse_order_by(order_by, search.MODEL_VERSIONS)]
-    if not ordering:
-        ordering = [F("last_updated_timestamp").desc()]
-    query = query.order_by(*ordering, "registered_model__name", "-version")
-    rows, next_token = page(payloads.version_rows(query), max_results=max_results, token=token)
+    clauses, asks_prompts = _prompt_choice(search.parse_filter(filter_string, search.MODEL_VERSIONS))
+    order_bys = tuple(search.parse_order_by(order_by, search.MODEL_VERSIONS))
+
+    def build(projects: list[str] | None, clauses: list[search.Comparison]):
+        query = live_versions()
+        if projects is not None:  # a version belongs to its registered model's project, never its run's
+            query = query.filter(registered_model__project__in=projects)
+        query = query.filter(_prompt_scope(
+            asks_prompts, RegisteredModelTag.objects.filter(registered_model=OuterRef("registered_model"))))
+        for clause in clauses:
+            if clause.entity == "tag":
+                query = query.filter(keyed_q(ModelVersionTag.objects.filter(model_version=OuterRef("pk")),
+                                             clause.key, clause.op, clause.value))
+            else:
+                query = query.filter(value_q(VERSION_COLUMNS[clause.key], clause.op, clause.value))
+        ordering = ([direction(F(VERSION_COLUMNS[o.key]), o.ascending) for o in order_bys]
+                    or [F("last_updated_timestamp").desc()])
+        return payloads.version_rows(query.order_by(*ordering, "registered_model__name", "-version"))
+
+    rows, next_token = MODEL_VERSIONS_SEARCH.page(shape=(asks_prompts, order_bys), build=build, projects=projects,
+                                                  clauses=clauses, max_results=max_results, token=token)
     return [payloads.model_version(row) for row in rows], next_token

@@ -63,6 +63,11 @@ def test_serve_on_sqlite_with_the_mlflow_client(sqlite_server, monkeypatch):
         assert [r.info.run_id for r in found] == [run.info.run_id]
         # LIKE is case-sensitive on SQLite too, as MLflow makes it on every database
         assert mlflow.search_runs([experiment.experiment_id], "tags.Team LIKE 'b%'", output_format="list") == []
+        # searches compiled once per shape (mlflow_sh.prepared); LIKE's value is rewritten on SQLite: built each call
+        for _ in range(2):
+            assert [e.name for e in mlflow.search_experiments(filter_string="name LIKE 'smo%'")] == ["smoke"]
+            assert mlflow.search_experiments(filter_string="name LIKE 'SMO%'") == []
+            assert [e.name for e in mlflow.search_experiments(filter_string="name = 'smoke'")] == ["smoke"]
         client = mlflow.MlflowClient()
         assert client.get_metric_history(run.info.run_id, "rmse")[0].step == 3
         # the registry's reads (one statement each, compiled once: mlflow_sh.prepared) on SQLite too
@@ -73,6 +78,8 @@ def test_serve_on_sqlite_with_the_mlflow_client(sqlite_server, monkeypatch):
         assert (model.tags, [v.version for v in model.latest_versions]) == ({"stage": "dev"}, ["1"])
         assert client.get_model_version_by_alias("smoke-model", "champion").aliases == ["champion"]
         assert [v.version for v in client.get_latest_versions("smoke-model", stages=["None"])] == ["1"]
+        assert [m.name for m in client.search_registered_models("name LIKE 'smoke%'")] == ["smoke-model"]
+        assert [v.version for v in client.search_model_versions("name = 'smoke-model'")] == ["1"]
     finally:
         mlflow.set_tracking_uri(None)
     startup = log.read_text()

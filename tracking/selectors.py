@@ -1,6 +1,7 @@
 """Reads: experiments, runs, metric history and logged models; searches compile to one SQL query per page."""
 
 import base64
+import dataclasses
 import hashlib
 import json
 
@@ -8,6 +9,7 @@ from django.db.models import Case, Count, Exists, F, FilteredRelation, OuterRef,
 from django.db.models.functions import Greatest, Mod, RowNumber
 
 from mlflow_sh.errors import MlflowError
+from mlflow_sh.prepared import PreparedSearch
 from mlflow_sh.wire import offset_from_token, page_token
 from tracking import payloads, search
 from tracking.lookups import Values
@@ -112,30 +114,42 @@ def experiment_get_by_name(name: str) -> dict:
     return payloads.experiment(rows[0])
 
 
+EXPERIMENTS_SEARCH = PreparedSearch()
+
+
 def experiments_search(*, view_type: str, filter_string: str, order_by: list[str], max_results: int,
                        token: str | None, projects: list[str] | None = None) -> tuple[list[dict], str | None]:
     """`projects`: the readable ones (None: no restriction); a condition of the query, before paging."""
-    query = Experiment.objects.filter(lifecycle_stage__in=VIEW_STAGES[view_type or "ACTIVE_ONLY"])
-    if projects is not None:
-        query = query.filter(project__in=projects)
-    for clause in search.parse_filter(filter_string, search.EXPERIMENTS):
-        query = query.filter(_experiment_clause_q(clause))
-    ordering = [
-        direction(F(EXPERIMENT_COLUMNS[o.key]), o.ascending)
-        for o in search.parse_order_by(order_by, search.EXPERIMENTS)
-    ]
-    query = query.order_by(*ordering, F("creation_time").desc(nulls_last=True), "experiment_id")
-    rows, next_token = page(payloads.experiment_rows(query), max_results=max_results, token=token)
+    stages = VIEW_STAGES[view_type or "ACTIVE_ONLY"]
+    clauses = [_experiment_clause(clause) for clause in search.parse_filter(filter_string, search.EXPERIMENTS)]
+    order_bys = tuple(search.parse_order_by(order_by, search.EXPERIMENTS))
+
+    def build(projects: list[str] | None, clauses: list[search.Comparison]):
+        query = Experiment.objects.filter(lifecycle_stage__in=stages)
+        if projects is not None:
+            query = query.filter(project__in=projects)
+        for clause in clauses:
+            query = query.filter(_experiment_clause_q(clause))
+        ordering = [direction(F(EXPERIMENT_COLUMNS[o.key]), o.ascending) for o in order_bys]
+        return payloads.experiment_rows(
+            query.order_by(*ordering, F("creation_time").desc(nulls_last=True), "experiment_id"))
+
+    rows, next_token = EXPERIMENTS_SEARCH.page(shape=(tuple(stages), order_bys), build=build, projects=projects,
+                                               clauses=clauses, max_results=max_results, token=token)
     return [payloads.experiment(row) for row in rows], next_token
+
+
+def _experiment_clause(clause: search.Comparison) -> search.Comparison:
+    """The clause with its experiment ids as integers (checked before the query is built)."""
+    if clause.entity == "tag" or clause.key != "experiment_id":
+        return clause
+    return dataclasses.replace(clause, value=_experiment_ids(clause.value))
 
 
 def _experiment_clause_q(clause: search.Comparison) -> Q:
     if clause.entity == "tag":
         return keyed_q(ExperimentTag.objects.filter(experiment=OuterRef("pk")), clause.key, clause.op, clause.value)
-    value = clause.value
-    if clause.key == "experiment_id":
-        value = _experiment_ids(value)
-    return value_q(EXPERIMENT_COLUMNS[clause.key], clause.op, value)
+    return value_q(EXPERIMENT_COLUMNS[clause.key], clause.op, clause.value)
 
 
 def _experiment_ids(value):
