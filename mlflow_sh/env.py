@@ -76,6 +76,22 @@ def cache_from_url(url: str, *, variable: str) -> dict:
     raise ImproperlyConfigured(f"{variable} must be a redis:// or rediss:// URL, not {scheme or 'nothing'}://.")
 
 
+DEFAULT_PREPARE_THRESHOLD = 2
+
+
+def _prepare_threshold(value: int | str, variable: str) -> int | None:
+    """psycopg's prepare_threshold, ours or from the URI's query: a count, or `none` for a pooler that cannot keep
+    prepared statements (PgBouncer before 1.21 in transaction mode)."""
+    if isinstance(value, int):
+        return value
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{variable}: prepare_threshold must be a number or none, not {value!r}.") from None
+
+
 def database_from_uri(uri: str, *, variable: str, base_dir: Path) -> dict:
     """Django DATABASES["default"] from an MLflow backend-store URI (SQLAlchemy spelling accepted)."""
     parts = urlsplit(uri)
@@ -99,8 +115,14 @@ def database_from_uri(uri: str, *, variable: str, base_dir: Path) -> dict:
             port = parts.port
         except ValueError:
             raise ImproperlyConfigured(f"{variable} has an invalid port.") from None
-        options: dict = {"server_side_binding": True}  # parameters travel apart from SQL: no quoting of big arrays
+        options: dict = {
+            "server_side_binding": True,  # parameters travel apart from SQL: no quoting of big arrays
+            # A statement run twice on a connection is prepared there: PostgreSQL then stops planning the searches
+            # and reads, whose planning costs more than their execution. Our SQL texts repeat with bound values.
+            "prepare_threshold": DEFAULT_PREPARE_THRESHOLD,
+        }
         options.update(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        options["prepare_threshold"] = _prepare_threshold(options["prepare_threshold"], variable)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(database),

@@ -18,7 +18,20 @@ def test_postgres_uris_as_mlflow_users_write_them(scheme):
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
         "u", "p@ss", "db.example", "6543", "mlflow")
-    assert config["OPTIONS"] == {"server_side_binding": True, "sslmode": "require"}
+    assert config["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 2, "sslmode": "require"}
+
+
+@pytest.mark.parametrize("query, threshold", [("prepare_threshold=0", 0), ("prepare_threshold=none", None),
+                                              ("prepare_threshold=None", None), ("", 2)])
+def test_prepared_statements_on_by_default_and_switchable_for_poolers(query, threshold):
+    config = database_from_uri(f"postgresql://h/mlflow?{query}", variable="X", base_dir=ROOT)
+    assert config["OPTIONS"]["prepare_threshold"] == threshold
+
+
+def test_a_wrong_prepare_threshold_names_the_variable():
+    with pytest.raises(ImproperlyConfigured, match="MLFLOW_BACKEND_STORE_URI: prepare_threshold must be a number"):
+        database_from_uri("postgresql://h/mlflow?prepare_threshold=often", variable="MLFLOW_BACKEND_STORE_URI",
+                          base_dir=ROOT)
 
 
 def test_sqlite_paths_relative_and_absolute():
