@@ -60,6 +60,9 @@ API = "/api/2.0/mlflow"
 
 # Operation rows of the report, in order: (key, label, higher_is_better, goal_factor)
 OPS = [
+    # information only: what any call costs on this machine (client, HTTP, server framework), the floor under
+    # every small call's latency; a small call's ratio cannot exceed the reference's latency over this floor
+    ("http_floor", "GET /health, the per-call floor (information)", False, None),
     ("create_run", "create_run", False, 2.0),
     ("log_batch_10", "log_batch 10 metrics", False, 2.0),
     ("log_batch_500", "log_batch 500 metrics", False, 2.0),
@@ -508,6 +511,12 @@ def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
             results[key].errors += 1
             results[key].first_error = results[key].first_error or f"{exc.__class__.__name__}: {exc}"[:400]
 
+    def health(_):
+        r = c.s.get(c.base + "/health", timeout=c.timeout)
+        r.raise_for_status()
+
+    op("http_floor", health, cfg.repeat)
+
     if "tracking" in cfg.workloads:
         # create_run
         op("create_run", lambda i: c.create_run(exp_id, f"cr-{i}"), cfg.repeat)
@@ -650,7 +659,7 @@ def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
         log(f"  {cfg.writers} concurrent writers x {cfg.conc_batches} batches of {cfg.conc_batch_size} metrics ...")
         concurrent_writers(srv, cfg, c, exp_id, results)
     else:
-        skip_all("tracking workload off (--workloads)", [k for k, *_ in OPS if k not in REGISTRY_KEYS and k != "registry_seeding"])
+        skip_all("tracking workload off (--workloads)", [k for k, *_ in OPS if k not in REGISTRY_KEYS and k not in ("registry_seeding", "http_floor")])
 
     # --- model registry (seeded last: the rows above run on the same data on every server) ---
     if "registry" in cfg.workloads and cfg.registry_models > 0:
@@ -1054,7 +1063,8 @@ def build_report(args, info, servers: dict[str, Server], status: dict[str, str],
                f"{'; --quick' if args.quick else ''} |")
     out.append("")
     out.append("Median latency in ms (lower is better) unless stated. ratio = faster reference / ours "
-               "(>1: ours is faster); for throughput, ours / faster reference. The last row is the registry "
+               "(>1: ours is faster); for throughput, ours / faster reference. The first row is the floor under "
+               "every call (GET /health: client, HTTP, server framework; no goal), the last the registry "
                "set-up time in seconds (not a measured operation, no goal).\n")
     hdr = ["operation", "ours", "reference (uvicorn)", "reference (gunicorn/Flask)", "ratio", "goal", "met"]
     out.append(markdown_row(hdr))
