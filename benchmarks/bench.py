@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: this server (Django/gunicorn) vs the reference `mlflow server`.
 
-Each server under test gets its own fresh PostgreSQL database and its own loopback port, is started,
-driven with the same raw-HTTP workload (requests.Session, keep-alive, JSON bodies shaped like the ones
-the MLflow 3.x client sends), then stopped before the next one starts, so that the servers never
-compete for the CPU. Results go to stdout and to benchmarks/results/latest.md.
+Each server under test gets its own fresh PostgreSQL database and its own loopback port; all are started,
+then driven with the same raw-HTTP workload (requests.Session, keep-alive, JSON bodies shaped like the ones
+the MLflow 3.x client sends), each from a thread of its own. The threads take turns (a Baton): one works
+at a time, so the servers never compete for the CPU, and each hands over to the next after every measured
+call, so a slow phase of a shared machine falls on every server alike instead of on whichever ran then.
+Results go to stdout and to benchmarks/results/latest.md.
 
 Servers (``--servers``, default all three):
 
@@ -448,26 +450,69 @@ def seed_rows(n_runs: int) -> list[dict]:
     return rows
 
 
+class Baton:
+    """Turns between the servers' workload threads: a thread works only while it holds the baton, and hands it
+    to the next server after each measured call (then waits for its turn again)."""
+
+    def __init__(self, names: list[str]):
+        self._turn = threading.Condition()
+        self._ring = list(names)
+        self._holder = self._ring[0] if self._ring else None
+
+    def take(self, name: str) -> None:
+        with self._turn:
+            self._turn.wait_for(lambda: self._holder == name)
+
+    def pass_on(self, name: str) -> None:
+        with self._turn:
+            self._holder = self._ring[(self._ring.index(name) + 1) % len(self._ring)]
+            self._turn.notify_all()
+            self._turn.wait_for(lambda: self._holder == name)
+
+    def leave(self, name: str) -> None:
+        with self._turn:
+            index = self._ring.index(name)
+            self._ring.remove(name)
+            if self._holder == name:
+                self._holder = self._ring[index % len(self._ring)] if self._ring else None
+            self._turn.notify_all()
+
+
+_turns = threading.local()  # the baton and server name of a workload thread (none: nothing to hand over)
+
+
+def hand_over() -> None:
+    baton = getattr(_turns, "baton", None)
+    if baton is not None:
+        baton.pass_on(_turns.name)
+
+
 def timed(res: OpResult, fn, n: int, warmup: int, budget: float) -> None:
-    """Call fn(i) warmup+n times (untimed warmup), bounded by a time budget (at least 3 samples)."""
+    """Call fn(i) warmup+n times (untimed warmup), bounded by a budget of this server's own time (at least 3
+    samples); the other servers take their turn after each measured call."""
     for i in range(warmup):
         try:
             fn(-1 - i)
         except Exception:  # noqa: BLE001 - warmup failures show up in the measured calls
             pass
-    start = time.monotonic()
+    spent = 0.0
     for i in range(n):
-        if i >= 3 and time.monotonic() - start > budget:
+        if i >= 3 and spent > budget:
             break
         t0 = time.perf_counter()
+        error = None
         try:
             fn(i)
         except (OpError, requests.RequestException, KeyError, ValueError, TypeError) as exc:
+            error = exc
+        elapsed = time.perf_counter() - t0
+        spent += elapsed
+        hand_over()
+        if error is None:
+            res.samples.append(elapsed * 1000.0)
+        else:
             res.errors += 1
-            if not res.first_error:
-                res.first_error = f"{exc.__class__.__name__}: {exc}"[:400]
-            continue
-        res.samples.append((time.perf_counter() - t0) * 1000.0)
+            res.first_error = res.first_error or f"{error.__class__.__name__}: {error}"[:400]
 
 
 def run_workload(srv: Server, cfg: Settings, log) -> dict[str, OpResult]:
@@ -1263,16 +1308,32 @@ def main(argv=None) -> int:
                 continue
             log(f"   up on {srv.url} after {time.monotonic() - t0:.1f}s")
             status[name] = "ok"
+        running = [name for name in servers if status[name] == "ok"]
+        baton = Baton(running)
+
+        def work(name: str) -> None:
+            srv = servers[name]
+            baton.take(name)
+            _turns.baton, _turns.name = baton, name
             try:
-                results[name] = run_workload(srv, cfg, log)
+                results[name] = run_workload(srv, cfg, lambda msg: log(f"[{name}] {msg}"))
             except Exception as exc:  # noqa: BLE001
                 status[name] = f"workload crashed: {exc.__class__.__name__}: {exc}"
                 traceback.print_exc()
             finally:
                 if srv.proc is not None and srv.proc.poll() is not None:
                     srv.notes.append(f"server process had exited with {srv.proc.returncode} by the end; see {srv.log_path}")
-                srv.stop()
                 log(f"   {name} done")
+                baton.leave(name)
+
+        threads = [threading.Thread(target=work, args=(name,), name=f"bench-{name}", daemon=True) for name in running]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.5)  # a Ctrl-C reaches the main thread
+        for srv in servers.values():
+            srv.stop()
     except KeyboardInterrupt:
         log("interrupted: stopping servers")
         kill_all()
