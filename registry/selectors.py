@@ -151,6 +151,16 @@ def _prompt_scope(asks_prompts: bool, tag_rows) -> Q:
     return is_prompt if asks_prompts else ~is_prompt
 
 
+def _filtered(query, clauses: list[search.Comparison], tag_rows, columns: dict[str, str]):
+    """The query with each clause: a tag comparison on `tag_rows` (correlated to the row), else on a column."""
+    for clause in clauses:
+        if clause.entity == "tag":
+            query = query.filter(keyed_q(tag_rows, clause.key, clause.op, clause.value))
+        else:
+            query = query.filter(value_q(columns[clause.key], clause.op, clause.value))
+    return query
+
+
 REGISTERED_MODELS_SEARCH = PreparedSearch()
 MODEL_VERSIONS_SEARCH = PreparedSearch()
 
@@ -165,13 +175,8 @@ def registered_models_search(*, filter_string: str, order_by: list[str], max_res
         query = RegisteredModel.objects.all()
         if projects is not None:
             query = query.filter(project__in=projects)
-        query = query.filter(_prompt_scope(asks_prompts, RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"))))
-        for clause in clauses:
-            if clause.entity == "tag":
-                query = query.filter(keyed_q(RegisteredModelTag.objects.filter(registered_model=OuterRef("pk")),
-                                             clause.key, clause.op, clause.value))
-            else:
-                query = query.filter(value_q(MODEL_COLUMNS[clause.key], clause.op, clause.value))
+        model_tags = RegisteredModelTag.objects.filter(registered_model=OuterRef("pk"))
+        query = _filtered(query.filter(_prompt_scope(asks_prompts, model_tags)), clauses, model_tags, MODEL_COLUMNS)
         ordering = [direction(F(MODEL_COLUMNS[o.key]), o.ascending) for o in order_bys]
         return payloads.model_rows(query.order_by(*ordering, "name"))
 
@@ -191,12 +196,7 @@ def model_versions_search(*, filter_string: str, order_by: list[str], max_result
             query = query.filter(registered_model__project__in=projects)
         query = query.filter(_prompt_scope(
             asks_prompts, RegisteredModelTag.objects.filter(registered_model=OuterRef("registered_model"))))
-        for clause in clauses:
-            if clause.entity == "tag":
-                query = query.filter(keyed_q(ModelVersionTag.objects.filter(model_version=OuterRef("pk")),
-                                             clause.key, clause.op, clause.value))
-            else:
-                query = query.filter(value_q(VERSION_COLUMNS[clause.key], clause.op, clause.value))
+        query = _filtered(query, clauses, ModelVersionTag.objects.filter(model_version=OuterRef("pk")), VERSION_COLUMNS)
         ordering = ([direction(F(VERSION_COLUMNS[o.key]), o.ascending) for o in order_bys]
                     or [F("last_updated_timestamp").desc()])
         return payloads.version_rows(query.order_by(*ordering, "registered_model__name", "-version"))
