@@ -43,7 +43,11 @@ def sqlite_server(tmp_path):
         yield url, log
     finally:
         os.killpg(server.pid, signal.SIGINT)  # quick shutdown: no wait for keep-alive clients
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # seen once on a loaded CI machine: a worker missed the quick shutdown;
+            os.killpg(server.pid, signal.SIGKILL)  # graceful SIGTERM is what production uses (tests/deploy)
+            server.wait(timeout=30)
 
 
 def test_serve_on_sqlite_with_the_mlflow_client(sqlite_server, monkeypatch):
