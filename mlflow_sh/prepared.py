@@ -17,7 +17,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 
-from mlflow_sh.wire import offset_from_token, page_token
+from mlflow_sh.wire import paged
 
 _markers = count(1)
 
@@ -93,12 +93,8 @@ class PreparedSearch:
 
     def page(self, *, shape: Hashable, build: Callable[[list | None, list], QuerySet], projects: list[str] | None,
              clauses: list, max_results: int, token: str | None) -> tuple[list[dict], str | None]:
-        """One LIMIT/OFFSET query; one row more than asked tells whether a next page exists."""
-        offset = offset_from_token(token)
-        rows = self._rows(shape, build, projects, clauses, limit=max_results + 1, offset=offset)
-        if len(rows) > max_results:
-            return rows[:max_results], page_token(offset + max_results)
-        return rows, None
+        return paged(lambda offset, limit: self._rows(shape, build, projects, clauses, limit=limit, offset=offset),
+                     max_results=max_results, token=token)
 
     def _rows(self, shape, build, projects, clauses, *, limit: int, offset: int) -> list[dict]:
         values = [*(projects or ())]

@@ -268,6 +268,16 @@ def page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
+def paged(fetch, *, max_results: int, token: str | None) -> tuple[list, str | None]:
+    """A page and the next page's token: `fetch(offset, limit)` reads one row more than asked, which tells whether a
+    next page exists (one LIMIT/OFFSET query)."""
+    offset = offset_from_token(token)
+    rows = fetch(offset, max_results + 1)
+    if len(rows) > max_results:
+        return rows[:max_results], page_token(offset + max_results)
+    return rows, None
+
+
 def offset_from_token(token: str | None) -> int:
     if not token:
         return 0

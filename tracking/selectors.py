@@ -10,7 +10,7 @@ from django.db.models.functions import Greatest, Mod, RowNumber
 
 from mlflow_sh.errors import MlflowError
 from mlflow_sh.prepared import PreparedSearch
-from mlflow_sh.wire import offset_from_token, page_token
+from mlflow_sh.wire import offset_from_token, page_token, paged
 from tracking import payloads, search
 from tracking.lookups import Values
 from tracking.models import (
@@ -73,12 +73,7 @@ def keyed_q(rows, key: str, op: str, value) -> Q:
 
 
 def page(query, *, max_results: int, token: str | None) -> tuple[list, str | None]:
-    """One LIMIT/OFFSET query; one row more than asked tells whether a next page exists."""
-    offset = offset_from_token(token)
-    rows = list(query[offset: offset + max_results + 1])
-    if len(rows) > max_results:
-        return rows[:max_results], page_token(offset + max_results)
-    return rows, None
+    return paged(lambda offset, limit: list(query[offset: offset + limit]), max_results=max_results, token=token)
 
 
 def check_max_results(max_results: int | None, *, limit: int, default: int | None = None, name: str = "max_results") -> int:

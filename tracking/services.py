@@ -437,9 +437,7 @@ def _log_in_one_statement(run_id: str, params: list[dict], metrics: list[dict], 
     if not rows:
         raise run_not_found(run_id)
     _require_active(run_id, rows[0][0])
-    stored = {key: value for _, key, value in rows if key is not None}
-    if stored:
-        _refuse_changed_param(run_id, params, stored)
+    _refuse_changed_param(run_id, params, {key: value for _, key, value in rows if key is not None})
 
 
 def _changed_params(run_id: str, params: list[dict]) -> tuple[str, list]:
