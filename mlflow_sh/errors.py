@@ -1,4 +1,4 @@
-"""MLflow-style errors: one exception type, one status table, one DRF exception handler.
+"""MLflow-style errors: one exception type, one status table, one answer for every failed request.
 
 MlflowError itself needs nothing from Django, so pure modules (the search grammar) can raise it.
 """
@@ -115,13 +115,14 @@ def _flatten_detail(detail) -> str:
 
 def error_response(err: MlflowError):
     from django.conf import settings
-    from rest_framework.response import Response
 
-    return Response(err.body(extra_keys=settings.MLFLOW_ERROR_EXTRA_KEYS), status=err.status)
+    from mlflow_sh.wire import json_response
+
+    return json_response(err.body(extra_keys=settings.MLFLOW_ERROR_EXTRA_KEYS), status=err.status)
 
 
-def mlflow_exception_handler(exc, context):
-    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure leaves as MLflow JSON.
+def error_answer(exc: Exception, request):
+    """The response to a failed request: an HttpAnswer as it is, anything else as MLflow JSON (500s logged).
 
     Nothing to roll back here: an RPC that writes runs its handler in an atomic block (RpcView._handle), which
     the exception has already left, rolling back."""
@@ -129,6 +130,10 @@ def mlflow_exception_handler(exc, context):
         return exc.response
     err = as_mlflow_error(exc)
     if err.status >= 500:
-        request = context.get("request")
         logger.error("%s %s failed", getattr(request, "method", "?"), getattr(request, "path", "?"), exc_info=exc)
     return error_response(err)
+
+
+def mlflow_exception_handler(exc, context):
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"], for the DRF views (GraphQL): the same answers as the RPC views."""
+    return error_answer(exc, context.get("request"))

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 import orjson
-
+from django.http import HttpResponse
 from rest_framework.renderers import BaseRenderer
 
 from mlflow_sh.errors import MlflowError
@@ -228,6 +228,10 @@ def check_content_type(content_type: str | None) -> None:
 def double(value: float, is_nan: bool = False):
     """A stored double as MLflow writes it: NaN as the string "NaN"."""
     return "NaN" if is_nan or math.isnan(value) else value
+
+
+def json_response(data: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
 
 
 class MlflowJSONRenderer(BaseRenderer):

@@ -1,17 +1,21 @@
 """Every served route has a declared permission rule; the route table is consistent."""
 
-from django.urls import URLPattern, URLResolver, get_resolver
+import re
 
-from mlflow_sh.routing import RpcView
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from mlflow_sh.routing import RpcResolver, RpcView
 from mlflow_sh.rules import Rule
 from mlflow_sh.urls import ALL_RPCS, OTHER_ROUTE_RULES
 
 
 def served_routes(resolver=None, prefix=""):
-    """(route, view) for every pattern Django serves, resolvers included as one route."""
+    """(route, view) for every pattern Django serves, other resolvers (the admin) included as one route."""
     for pattern in (resolver or get_resolver()).url_patterns:
         route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
+        if isinstance(pattern, RpcResolver):
+            yield from served_routes(pattern, route)
+        elif isinstance(pattern, URLResolver):
             yield route, pattern
         elif isinstance(pattern, URLPattern):
             yield route, pattern.callback
@@ -20,9 +24,8 @@ def served_routes(resolver=None, prefix=""):
 def test_every_served_route_has_a_rule():
     missing = []
     for route, view in served_routes():
-        view_class = getattr(view, "view_class", None)
-        if view_class is not None and issubclass(view_class, RpcView):
-            missing += [f"{method} {route}" for method, rpc in view_class.rpcs.items() if not isinstance(rpc.rule, Rule)]
+        if isinstance(view, RpcView):
+            missing += [f"{method} {route}" for method, rpc in view.rpcs.items() if not isinstance(rpc.rule, Rule)]
         elif route not in OTHER_ROUTE_RULES:
             missing.append(route)
     assert missing == []
@@ -53,3 +56,29 @@ def test_only_searches_and_gets_run_outside_a_transaction():
     assert read_only_posts == {"SearchExperiments", "SearchRuns", "SearchDatasets", "SearchLoggedModels",
                                "SearchRegisteredModels", "GetLatestVersions", "SearchModelVersions"}
     assert all(rpc.transactional for rpc in ALL_RPCS if rpc.atomic and rpc.method in {"PATCH", "DELETE", "PUT"})
+
+
+def test_the_resolver_finds_every_rpc_at_its_declared_route():
+    for rpc in ALL_RPCS:
+        for prefix in rpc.prefixes:
+            route = f"{prefix}/{rpc.path}" if prefix else rpc.path
+            url = "/" + route.replace("<path:artifact_path>", "1/x.txt").replace("<str:model_id>", "m-1").replace(
+                "<path:tag_key>", "a/b")
+            match = resolve(url)
+            assert match.route == route
+            assert match.func.rpcs[rpc.method] == rpc
+            if "<" in route:
+                assert set(match.kwargs) == {name.split(":")[1] for name in re.findall(r"<([^>]+)>", route)}
+    assert resolve("/api/2.0/mlflow/logged-models/m-1/tags/a/b").kwargs == {"model_id": "m-1", "tag_key": "a/b"}
+
+
+def test_an_unknown_api_path_and_a_missing_method_answer_as_mlflow(client, db):
+    response = client.get("/api/2.0/mlflow/runs/no-such-rpc")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    response = client.get("/api/2.0/mlflow/runs/create")
+    assert response.status_code == 405
+    assert response.json()["error_code"] == "BAD_REQUEST"
+    assert response.json()["message"] == 'Method "GET" not allowed.'
+    response = client.options("/api/2.0/mlflow/experiments/get")
+    assert (response.status_code, response.content, response["Allow"]) == (200, b"", "GET, OPTIONS")

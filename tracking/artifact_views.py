@@ -26,7 +26,7 @@ class BodyStream:
     closed = False
 
     def __init__(self, request, limit: int | None = None):
-        environ = request._request.META
+        environ = request.META
         length = environ.get("CONTENT_LENGTH")
         self.expected = int(length) if length else None
         if self.expected is None and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
@@ -35,7 +35,7 @@ class BodyStream:
                                   "BAD_REQUEST", status=411)
             self.stream = environ["wsgi.input"]
         else:
-            self.stream = request._request  # Django's stream, bounded by Content-Length
+            self.stream = request  # Django's stream, bounded by Content-Length
         self.received, self.limit = 0, limit
 
     def read(self, size: int = -1) -> bytes:
