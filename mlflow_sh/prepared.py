@@ -38,10 +38,17 @@ def _slots(params, markers: dict) -> list[tuple[int, object]]:
             if isinstance(param, (str, int, float)) and param in markers]
 
 
-def _dict_rows(sql: str, params) -> list[dict]:
+def _compiled(queryset: QuerySet) -> tuple[str, list, list[str]]:
+    """SQL, parameters and column names of a values() queryset, the names in the order Django's ValuesIterable
+    reads them (psycopg builds a Column object per column on every cursor.description)."""
+    sql, params = queryset.query.sql_with_params()
+    query = queryset.query
+    return sql, list(params), [*query.extra_select, *query.values_select, *query.annotation_select]
+
+
+def _dict_rows(sql: str, params, names: list[str]) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]  # a tuple on SQLite, a Column on psycopg
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
@@ -51,25 +58,25 @@ class PreparedQuery:
     def __init__(self, build: Callable[..., QuerySet], **kinds: type):
         self._build = build
         self._kinds = kinds
-        self._compiled: dict[str, tuple[str, list, list[tuple[int, str]]]] = {}  # per database vendor
+        self._compiled: dict[str, tuple[str, list, list[str], list[tuple[int, str]]]] = {}  # per database vendor
 
-    def _compile(self) -> tuple[str, list, list[tuple[int, str]]]:
+    def _compile(self) -> tuple[str, list, list[str], list[tuple[int, str]]]:
         markers = {name: _marker(kind) for name, kind in self._kinds.items()}
-        sql, params = self._build(**markers).query.sql_with_params()
+        sql, params, names = _compiled(self._build(**markers))
         slots = _slots(params, {marker: name for name, marker in markers.items()})
         if {name for _, name in slots} != set(markers):  # a value the ORM transformed would be bound nowhere
             raise ValueError(f"a prepared query must use each of {sorted(markers)} as a plain parameter")
-        return sql, list(params), slots
+        return sql, params, names, slots
 
     def rows(self, **values) -> list[dict]:
         compiled = self._compiled.get(connection.vendor)
         if compiled is None:
             compiled = self._compiled[connection.vendor] = self._compile()
-        sql, params, slots = compiled
+        sql, params, names, slots = compiled
         params = list(params)
         for index, name in slots:
             params[index] = values[name]
-        return _dict_rows(sql, params)
+        return _dict_rows(sql, params, names)
 
 
 _EMPTY = object()  # a shape that matches nothing whatever its values (an empty list of readable projects)
@@ -118,15 +125,15 @@ class PreparedSearch:
             return []
         if compiled is _UNPREPARABLE:
             try:
-                sql, params = build(projects, clauses).query.sql_with_params()
+                sql, params, names = _compiled(build(projects, clauses))
             except EmptyResultSet:
                 return []
         else:
-            sql, params, slots = compiled
+            sql, params, names, slots = compiled
             params = list(params)
             for index, position in slots:
                 params[index] = values[position]
-        return _dict_rows(f"{sql} LIMIT %s OFFSET %s", [*params, limit, offset])
+        return _dict_rows(f"{sql} LIMIT %s OFFSET %s", [*params, limit, offset], names)
 
     def _clause_shape(self, clause) -> tuple:
         value = clause.value
@@ -134,7 +141,7 @@ class PreparedSearch:
         return clause.entity, None if clause.entity in self._keyed else clause.key, clause.op, kinds
 
     def _compile(self, build, projects, clauses, values: list):
-        """(SQL, params, slots: (index in params, position in values)), or _EMPTY or _UNPREPARABLE."""
+        """(SQL, params, names, slots: (index in params, position in values)), or _EMPTY or _UNPREPARABLE."""
         try:
             markers = [_marker(type(value)) for value in values]
         except TypeError:
@@ -151,10 +158,10 @@ class PreparedSearch:
                 value = next(bound)
             marked_clauses.append(dataclasses.replace(clause, key=key, value=value))
         try:
-            sql, params = build(marked_projects, marked_clauses).query.sql_with_params()
+            sql, params, names = _compiled(build(marked_projects, marked_clauses))
         except EmptyResultSet:
             return _EMPTY
         slots = _slots(params, {marker: position for position, marker in enumerate(markers)})
         if len({position for _, position in slots}) != len(markers):
             return _UNPREPARABLE
-        return sql, list(params), slots
+        return sql, params, names, slots

@@ -139,6 +139,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Only the admin shows messages, and it has a session: the default cookie storage would build a signer for
+# every request, API calls included.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 ROOT_URLCONF = "mlflow_sh.urls"
 WSGI_APPLICATION = "mlflow_sh.wsgi.application"

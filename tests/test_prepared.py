@@ -99,3 +99,25 @@ def test_the_least_recently_used_shape_leaves_a_full_cache(experiments):
     for clauses in (shapes[0], shapes[1], shapes[0], shapes[2], shapes[0], shapes[1]):
         names(search, build, clauses=clauses)
     assert build.builds == 4  # shapes[1] was evicted by shapes[2], shapes[0] kept by its use
+
+
+def test_column_names_are_known_without_asking_the_cursor(experiments):
+    # Rows are read by the names Django's values() gives its columns (extra, fields, annotations), not from
+    # cursor.description: for each query the hot reads use, the two agree.
+    from django.db import connection
+    from django.db.models import Value
+
+    from mlflow_sh.prepared import _compiled
+    from registry import payloads
+    from registry.models import ModelVersion, RegisteredModel
+
+    querysets = [
+        Experiment.objects.values("name").annotate(tagged=Value(1)).extra(select={"one": "1"}),
+        payloads.model_rows(RegisteredModel.objects.all()),
+        payloads.version_rows(ModelVersion.objects.all()),
+    ]
+    for queryset in querysets:
+        sql, params, names = _compiled(queryset)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            assert names == [column[0] for column in cursor.description]
