@@ -20,9 +20,9 @@ MAX_QUERY_TOKENS = 10_000
 class GraphQLView(APIView):
     """Authorization happens per field, each under the rule of the RPC that answers it (schema.py).
 
-    Like every route here this is a DRF view without authentication classes, so no CSRF token is asked for
-    (the UI sends none): a POST must be application/json, which a cross-site form cannot send, and every
-    field is a read whose answer a cross-site page cannot see.
+    A DRF view without authentication classes, so, like the RPC views, it asks no CSRF token (the UI sends none):
+    a POST must be application/json, which a cross-site form cannot send, and every field is a read whose answer a
+    cross-site page cannot see.
     """
 
     def get(self, request):
