@@ -1126,13 +1126,13 @@ def floor_table(results: dict[str, dict[str, OpResult]], servers: dict[str, Serv
         refs = [(latency, ref_floor) for latency, ref_floor in refs if latency and ref_floor]
         if higher or goal is None or not ours or not refs or ours > 10 * floor:
             continue
-        # the least time above its floor of the references, counted where it exceeds that floor (uvicorn's /health
-        # stalls on Nagle's algorithm, a floor some of its calls do not pay)
-        ref_above = min((latency - ref_floor for latency, ref_floor in refs if latency > ref_floor), default=None)
-        if ref_above is None or ours <= floor:
-            continue
-        rows.append(markdown_row([label, f"{min(refs)[0] / floor:.2f}×", f"{ours - floor:.1f}", f"{ref_above:.1f}",
-                                  f"{ref_above / (ours - floor):.2f}×"]))
+        ref, ref_floor = min(refs)  # the faster reference, as in the ratio
+        cells = [label, f"{ref / floor:.2f}×", f"{ours - floor:.1f}"]
+        if ref > ref_floor and ours > floor:
+            cells += [f"{ref - ref_floor:.1f}", f"{(ref - ref_floor) / (ours - floor):.2f}×"]
+        else:  # e.g. uvicorn: its /health stalls on Nagle's algorithm, a floor some of its calls do not pay
+            cells += ["n/a", "n/a"]
+        rows.append(markdown_row(cells))
     if not rows:
         return []
     return ["### Small calls against the floor\n",
