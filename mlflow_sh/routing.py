@@ -47,8 +47,9 @@ class RpcView:
 
     A plain Django view rather than DRF's APIView: its Request wrapper, content negotiation, authentication,
     permission and throttle classes have nothing to do for an API with one renderer and its rules in this table,
-    and cost a small call a tenth of its time. Like APIView it is exempt from CSRF: the API takes JSON bodies, which
-    a cross-site form cannot send, and credentials that are not cookies (see permissions.decisions)."""
+    and cost a small call a tenth of its time. Like APIView (without SessionAuthentication) it asks no CSRF token:
+    API clients send bearer tokens, a POST or PUT body must be JSON, which a cross-site form cannot send, and the
+    login's session cookie is SameSite=Lax, which browsers leave off cross-site POSTs."""
 
     csrf_exempt = True
 
