@@ -49,7 +49,7 @@ class RpcView:
     permission and throttle classes have nothing to do for an API with one renderer and its rules in this table,
     and cost a small call a tenth of its time. Like APIView (without SessionAuthentication) it asks no CSRF token:
     API clients send bearer tokens, a POST or PUT body must be JSON, which a cross-site form cannot send, and the
-    login's session cookie is SameSite=Lax, which browsers leave off cross-site POSTs."""
+    GitLab login's Django session cookie is SameSite=Lax, which browsers leave off cross-site POSTs."""
 
     csrf_exempt = True
 
