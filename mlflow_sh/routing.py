@@ -49,7 +49,8 @@ class RpcView:
     permission and throttle classes have nothing to do for an API with one renderer and its rules in this table,
     and cost a small call a tenth of its time. Like APIView (without SessionAuthentication) it asks no CSRF token:
     API clients send bearer tokens, a POST or PUT body must be JSON, which a cross-site form cannot send, and the
-    GitLab login's Django session cookie is SameSite=Lax, which browsers leave off cross-site POSTs."""
+    session cookies (the GitLab login's in Django, SharingHub's Starlette session by default) are SameSite=Lax,
+    which browsers leave off cross-site POSTs."""
 
     csrf_exempt = True
 
