@@ -14,6 +14,7 @@ from registry.models import RegisteredModel
 from tracking.models import Experiment
 from permissions.upstream import DEVELOPER, GUEST, Credential, Unauthenticated
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MINIMUM_ROLE = {"read": GUEST, "create": DEVELOPER, "update": DEVELOPER, "delete": DEVELOPER}
 NOT_AUTHENTICATED = (
     "You are not authenticated. Please use the Authorization header for bearer auth, if you are using the MLflow "
@@ -54,12 +55,23 @@ def credential_of(request) -> Credential | None:
     if settings.PERMISSION_MODE == "sharinghub":
         cookie = request.COOKIES.get(settings.SHARINGHUB_SESSION_COOKIE)
         if cookie:
+            refuse_cross_site_write(request)
             return Credential("cookie", cookie)
         if settings.SHARINGHUB_AUTH_DEFAULT_TOKEN:
             return Credential("default")
         return None
     token = request.session.get("gitlab_access_token") if hasattr(request, "session") else None
+    if token:
+        refuse_cross_site_write(request)
     return Credential("bearer", token) if token else None
+
+
+def refuse_cross_site_write(request) -> None:
+    """A session cookie rides along on any request a browser sends, whichever page made it: a write that another
+    site's page made (the browser says so in Sec-Fetch-Site) is refused. Uploads take any body, so the JSON rule of
+    the other writes does not cover them, nor a session cookie set SameSite=None."""
+    if request.method not in SAFE_METHODS and request.META.get("HTTP_SEC_FETCH_SITE") == "cross-site":
+        raise forbidden()
 
 
 def forget_login(request) -> None:

@@ -255,6 +255,14 @@ def test_oidc_login_then_the_session_token_authorizes_ui_requests(api, gitlab, w
     assert gitlab.state.tokens[user]["name"].encode() in page.content  # from /oauth/userinfo
 
 
+def test_a_write_another_site_made_with_the_login_session_is_refused(api, gitlab, wine):
+    user = gitlab.token(project=WINE, project_access=DEVELOPER)
+    assert login(api, gitlab, user).status_code == 302
+    assert write(api, wine, **BROWSER, HTTP_SEC_FETCH_SITE="cross-site").status_code == 403
+    assert read(api, wine, **BROWSER, HTTP_SEC_FETCH_SITE="cross-site").status_code == 200
+    assert write(api, wine, **BROWSER, HTTP_SEC_FETCH_SITE="same-origin").status_code == 200
+
+
 def test_oidc_login_from_the_global_view_returns_to_the_root(api, gitlab, wine):
     user = gitlab.token(project=WINE, project_access=REPORTER)
     response = login(api, gitlab, user, start="/auth/login")

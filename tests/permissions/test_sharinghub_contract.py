@@ -94,6 +94,36 @@ def test_session_cookie_is_forwarded_for_browsers(api, projects, seen, wine):
         assert "x-gitlab-token" not in headers
 
 
+def test_a_write_another_site_made_with_the_session_cookie_is_refused(api, projects, wine):
+    """The cookie rides along on whatever a browser sends; Sec-Fetch-Site says another site's page sent it."""
+    developer = projects.token(project=WINE, level=3)
+    api.client.cookies["sharinghub-session"] = projects.cookie_for(developer)
+    cross_site = {**BROWSER_UA, "HTTP_SEC_FETCH_SITE": "cross-site"}
+    tag = {"run_id": wine.run_id, "key": "from", "value": "elsewhere"}
+    assert post(api, f"{API}/runs/set-tag", tag, **cross_site).status_code == 403
+
+    def upload(**headers):
+        return api.client.generic("POST", f"{view_prefix(WINE)}/ajax-api/2.0/mlflow/upload-artifact?"
+                                  + urlencode({"run_uuid": wine.run_id, "path": "planted.html"}),
+                                  b"<script>1</script>", content_type="text/plain", **headers)
+
+    def listed():
+        listing = get(api, f"{API}/artifacts/list", {"run_id": wine.run_id}, **BROWSER_UA)
+        return [entry["path"] for entry in listing.json().get("files", [])]
+
+    assert upload(**cross_site).status_code == 403
+    assert not Run.objects.get(run_uuid=wine.run_id).tags.filter(key="from").exists()
+    assert "planted.html" not in listed()
+    # reads from anywhere, writes from the UI's own pages, and bearer tokens (never sent by themselves) go through
+    assert get(api, f"{API}/runs/get", {"run_id": wine.run_id}, **cross_site).status_code == 200
+    same_origin = {**BROWSER_UA, "HTTP_SEC_FETCH_SITE": "same-origin"}
+    assert post(api, f"{API}/runs/set-tag", tag, **same_origin).status_code == 200
+    assert upload(**same_origin).status_code == 200
+    assert "planted.html" in listed()
+    api.client.cookies.clear()
+    assert post(api, f"{API}/runs/set-tag", tag, **bearer(developer), HTTP_SEC_FETCH_SITE="cross-site").status_code == 200
+
+
 def test_the_session_cookie_name_is_configurable(api, projects, seen, wine, settings, monkeypatch):
     settings.SHARINGHUB_SESSION_COOKIE = "sh-session"
     monkeypatch.setattr(projects, "cookie_name", "sh-session")
