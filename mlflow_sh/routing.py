@@ -48,9 +48,8 @@ class RpcView:
     A plain Django view rather than DRF's APIView: its Request wrapper, content negotiation, authentication,
     permission and throttle classes have nothing to do for an API with one renderer and its rules in this table,
     and cost a small call a tenth of its time. Like APIView (without SessionAuthentication) it asks no CSRF token:
-    API clients send bearer tokens, a POST or PUT body must be JSON, which a cross-site form cannot send, and the
-    session cookies (the GitLab login's in Django, SharingHub's Starlette session by default) are SameSite=Lax,
-    which browsers leave off cross-site POSTs."""
+    API clients send bearer tokens, and a write authenticated by a browser's session cookie is refused when the
+    browser says another site's page made it (permissions.decisions.refuse_cross_site_write)."""
 
     csrf_exempt = True
 
