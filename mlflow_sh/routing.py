@@ -54,8 +54,10 @@ class RpcView:
     csrf_exempt = True
 
     def __init__(self, rpcs: dict[str, Rpc]):
-        self.rpcs = rpcs
-        self.allow = ", ".join([*rpcs, "OPTIONS"])
+        self.rpcs = dict(rpcs)
+        if "GET" in rpcs:  # as Flask: HEAD is GET without the body (the server drops it)
+            self.rpcs.setdefault("HEAD", rpcs["GET"])
+        self.allow = ", ".join([*self.rpcs, "OPTIONS"])
 
     def __call__(self, request, **path_fields) -> HttpResponseBase:
         try:

@@ -81,4 +81,7 @@ def test_an_unknown_api_path_and_a_missing_method_answer_as_mlflow(client, db):
     assert response.json()["error_code"] == "BAD_REQUEST"
     assert response.json()["message"] == 'Method "GET" not allowed.'
     response = client.options("/api/2.0/mlflow/experiments/get")
-    assert (response.status_code, response.content, response["Allow"]) == (200, b"", "GET, OPTIONS")
+    assert (response.status_code, response.content, response["Allow"]) == (200, b"", "GET, HEAD, OPTIONS")
+    assert client.options("/api/2.0/mlflow/runs/create")["Allow"] == "POST, OPTIONS"
+    assert client.head("/api/2.0/mlflow/experiments/get", {"experiment_id": "0"}).status_code == 200
+    assert client.head("/api/2.0/mlflow/runs/create").status_code == 405
