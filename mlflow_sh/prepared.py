@@ -41,8 +41,8 @@ def _slots(params, markers: dict) -> list[tuple[int, object]]:
 def _compiled(queryset: QuerySet) -> tuple[str, list, list[str]]:
     """SQL, parameters and column names of a values() queryset, the names in the order Django's ValuesIterable
     reads them (psycopg builds a Column object per column on every cursor.description)."""
-    sql, params = queryset.query.sql_with_params()
     query = queryset.query
+    sql, params = query.sql_with_params()
     return sql, list(params), [*query.extra_select, *query.values_select, *query.annotation_select]
 
 

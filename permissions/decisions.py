@@ -61,9 +61,10 @@ def credential_of(request) -> Credential | None:
             return Credential("default")
         return None
     token = request.session.get("gitlab_access_token") if hasattr(request, "session") else None
-    if token:
-        refuse_cross_site_write(request)
-    return Credential("bearer", token) if token else None
+    if not token:
+        return None
+    refuse_cross_site_write(request)
+    return Credential("bearer", token)
 
 
 def refuse_cross_site_write(request) -> None:
